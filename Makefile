@@ -1,0 +1,197 @@
+# evw — typed event watchers on libev.
+#   make            static + shared library
+#   make check      every test, ending with "N passed, N failed"
+#   make demo       build and run the tour of every watcher
+#   make install    PREFIX, LIBDIR, INCLUDEDIR, DESTDIR honoured; make uninstall undoes it
+
+# ---- version (the one place) -------------------------------------------------
+VERSION := 0.1.0
+MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
+
+# ---- install locations -------------------------------------------------------
+PREFIX       ?= /usr/local
+BINDIR       ?= $(PREFIX)/bin
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR     ?= $(LIBDIR)/cmake/evw
+DESTDIR      ?=
+
+# ---- build -------------------------------------------------------------------
+# SAN=address,undefined (or thread) builds everything sanitized in its own dir.
+SAN      ?=
+BUILD    ?= $(if $(SAN),build-$(subst $(comma),-,$(SAN)),build)
+comma    := ,
+CXX      ?= g++
+OPT      ?= -O2
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
+SANFLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all)
+CXXFLAGS ?= $(OPT) -g
+CXXFLAGS += -std=c++20 $(WARN) $(SANFLAGS) -pthread
+LDFLAGS  += $(SANFLAGS) -pthread
+CPPFLAGS += -MMD -MP
+LIBS     := -lev
+
+LIB_HEADERS := evw.hpp $(wildcard core/*.hpp watchers/*.hpp)
+# Internal headers are not installed.
+PRIVATE_HEADERS := core/access.hpp core/backend.hpp core/priority_table.hpp core/signals.hpp
+PUBLIC_HEADERS  := $(filter-out $(PRIVATE_HEADERS),$(LIB_HEADERS))
+LIB_SRCS := $(wildcard core/*.cpp watchers/*.cpp)
+LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
+
+STATIC   := $(BUILD)/libevw.a
+SHARED   := $(BUILD)/libevw.so.$(VERSION)
+SONAME   := libevw.so.$(MAJOR)
+INCLUDE  := $(BUILD)/include/evw.stamp
+
+TEST_SRCS := $(wildcard tests/*.cpp)
+TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
+TEST_BIN  := $(BUILD)/evw-tests
+
+EXAMPLE_SRCS := $(wildcard examples/*.cpp)
+EXAMPLES     := $(EXAMPLE_SRCS:examples/%.cpp=$(BUILD)/examples/%)
+
+# Fragments owned by their folders.
+-include tools/gpio-sim/gpio-sim.mk
+-include bench/bench.mk
+
+.PHONY: all lib check test check-headers check-install examples demo deps ensure-deps \
+        install uninstall clean
+
+all: lib
+lib: $(STATIC) $(SHARED) $(INCLUDE)
+
+# Headers are staged as build/include/evw -> the source tree, so code in the
+# tree includes <evw/evw.hpp> exactly as installed code does.
+$(INCLUDE):
+	@mkdir -p $(BUILD)/include
+	@ln -sfn $(CURDIR) $(BUILD)/include/evw
+	@touch $@
+
+$(BUILD)/obj/%.o: %.cpp | $(INCLUDE)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -fPIC -fno-semantic-interposition -I$(BUILD)/include \
+	    $(EXTRA_CXXFLAGS_$(firstword $(subst /, ,$*))) -c $< -o $@
+
+$(STATIC): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJS)
+	$(CXX) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@ln -sfn libevw.so.$(VERSION) $(BUILD)/$(SONAME)
+	@ln -sfn $(SONAME) $(BUILD)/libevw.so
+
+# ---- tests -------------------------------------------------------------------
+EXTRA_CXXFLAGS_tests := $(FUSE_CFLAGS)
+
+$(TEST_BIN): $(TEST_OBJS) $(STATIC) $(GPIO_SIM_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJS) $(GPIO_SIM_LIB) $(STATIC) $(LIBS) $(FUSE_LIBS)
+
+# check: deps first (a sub-make, so pkg-config sees what was just installed).
+check: ensure-deps
+	@$(MAKE) --no-print-directory check-all
+
+test: ensure-deps
+	@$(MAKE) --no-print-directory test-all
+
+.PHONY: check-all test-all
+RESULTS := $(BUILD)/results
+check-all: lib $(TEST_BIN)
+	@rm -rf $(RESULTS); mkdir -p $(RESULTS)
+	@tests/run-suite.sh $(RESULTS)/unit $(TEST_BIN)
+	@tests/check-headers.sh $(RESULTS)/headers "$(CXX)" "$(BUILD)/include" $(PUBLIC_HEADERS)
+	@tests/run-suite.sh $(RESULTS)/examples $(MAKE) --no-print-directory examples-check
+	@tests/check-install.sh $(RESULTS)/install $(MAKE) "$(BUILD)"
+	@tests/summary.sh $(RESULTS)
+
+test-all: lib $(TEST_BIN)
+	@rm -rf $(RESULTS); mkdir -p $(RESULTS)
+	@tests/run-suite.sh $(RESULTS)/unit $(TEST_BIN)
+	@tests/summary.sh $(RESULTS)
+
+# ---- examples and the demo ---------------------------------------------------
+EXTRA_CXXFLAGS_examples := $(FUSE_CFLAGS) -Itools
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC) $(GPIO_SIM_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $< $(GPIO_SIM_LIB) $(STATIC) $(LIBS) $(FUSE_LIBS)
+
+examples: $(EXAMPLES)
+
+.PHONY: examples-check
+examples-check: $(EXAMPLES)
+	@echo "examples: $(words $(EXAMPLES)) passed, 0 failed"
+
+demo: ensure-deps
+	@$(MAKE) --no-print-directory $(BUILD)/examples/demo
+	$(BUILD)/examples/demo
+
+# ---- dependencies ------------------------------------------------------------
+DEB_PACKAGES := libev-dev doctest-dev libfuse3-dev fuse3 pkg-config g++ make
+BENCH_PACKAGES := libuv1-dev libevent-dev valgrind
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEB_PACKAGES) $(if $(BENCH),$(BENCH_PACKAGES))
+
+# Install the Debian packages only when something is missing and apt-get can run.
+ensure-deps:
+	@missing=; \
+	[ -f /usr/include/ev.h ] || missing="$$missing libev-dev"; \
+	[ -f /usr/include/doctest/doctest.h ] || missing="$$missing doctest-dev"; \
+	pkg-config --exists fuse3 2>/dev/null || missing="$$missing libfuse3-dev"; \
+	command -v fusermount3 >/dev/null || missing="$$missing fuse3"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
+	    echo "installing missing packages:$$missing"; $(MAKE) --no-print-directory deps; \
+	  else echo "missing packages:$$missing — run 'make deps' (needs apt-get and root)"; exit 1; fi; \
+	fi
+
+# ---- install -----------------------------------------------------------------
+$(BUILD)/evw.pc: pkgconfig/evw.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+$(BUILD)/evwConfig.cmake: cmake/evwConfig.cmake.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e "s|@INCLUDEDIR_FROM_CMAKEDIR@|$$(realpath -m --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g" \
+	    -e 's|@VERSION@|$(VERSION)|g' -e 's|@SONAME@|$(SONAME)|g' $< > $@
+
+$(BUILD)/evwConfigVersion.cmake: cmake/evwConfigVersion.cmake.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' $< > $@
+
+.PHONY: FORCE
+FORCE:
+# The .pc and cmake files depend on PREFIX/LIBDIR: always regenerate them.
+$(BUILD)/evw.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake: FORCE
+
+install: lib $(BUILD)/evw.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake $(GPIO_SIM_BIN)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(BINDIR)
+	install -d $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(sort $(dir $(PUBLIC_HEADERS))))
+	for h in $(PUBLIC_HEADERS); do install -m 644 $$h $(DESTDIR)$(INCLUDEDIR)/evw/$$h; done
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libevw.a
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libevw.so.$(VERSION)
+	ln -sfn libevw.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libevw.so
+	install -m 644 $(BUILD)/evw.pc $(DESTDIR)$(PKGCONFIGDIR)/evw.pc
+	install -m 644 $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake $(DESTDIR)$(CMAKEDIR)/
+	$(if $(GPIO_SIM_BIN),install -m 755 $(GPIO_SIM_BIN) $(DESTDIR)$(BINDIR)/gpio-sim)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(PUBLIC_HEADERS))
+	-rmdir $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(filter-out ./,$(sort $(dir $(PUBLIC_HEADERS))))) 2>/dev/null
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/evw 2>/dev/null
+	rm -f $(DESTDIR)$(LIBDIR)/libevw.a $(DESTDIR)$(LIBDIR)/libevw.so.$(VERSION) \
+	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libevw.so \
+	      $(DESTDIR)$(PKGCONFIGDIR)/evw.pc $(DESTDIR)$(BINDIR)/gpio-sim \
+	      $(DESTDIR)$(CMAKEDIR)/evwConfig.cmake $(DESTDIR)$(CMAKEDIR)/evwConfigVersion.cmake
+	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
+
+clean:
+	rm -rf build build-*
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

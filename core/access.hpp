@@ -1,0 +1,59 @@
+// Internal (not installed): what the library's sources may touch inside Loop
+// and watchers, and the dispatch path every libev callback goes through.
+#pragma once
+
+#include <ev.h>
+
+#include <exception>
+#include <string>
+
+#include "loop.hpp"
+#include "watcher.hpp"
+
+namespace evw::detail {
+
+struct Access {
+  static Loop* loop(const WatcherBase& w) noexcept { return w.loop_; }
+  static void* ev(const WatcherBase& w) noexcept { return w.ev_; }
+  template <class W>
+  static typename Watcher<W>::Callback& callback(W& w) noexcept {
+    return static_cast<Watcher<W>&>(w).cb_;
+  }
+  static bool failed(const Loop& loop) noexcept { return loop.failed_; }
+  static void defer(Loop& loop, WatcherBase& w, int revents) { loop.defer(w, revents); }
+  static void capture(Loop& loop, std::exception_ptr e) noexcept { loop.capture(std::move(e)); }
+  static PriorityTable* priority_table(Loop& loop) noexcept { return loop.priority_.get(); }
+  static PriorityTable& make_priority_table(Loop& loop);
+};
+
+// Every libev callback of a watcher ends here. Exceptions never cross libev's
+// C frames: the first is captured and breaks the loop; once one was thrown,
+// the rest of the iteration is recorded instead of run (Loop::run re-feeds it).
+template <class W>
+inline void dispatch(W& w, int revents) noexcept {
+  Loop& loop = *Access::loop(w);
+  if (Access::failed(loop)) [[unlikely]] {
+    try {
+      Access::defer(loop, w, revents);
+    } catch (...) {
+      Access::capture(loop, std::current_exception());
+    }
+    return;
+  }
+  try {
+    Access::callback(w)(w, revents);  // may destroy w: touch nothing after
+  } catch (...) {
+    Access::capture(loop, std::current_exception());
+  }
+}
+
+template <class EvWatcher>
+inline EvWatcher* ev_of(const WatcherBase& w) noexcept {
+  return static_cast<EvWatcher*>(Access::ev(w));
+}
+
+// Messages name the watcher, the argument and the value.
+[[noreturn]] void throw_invalid(const char* kind, const char* what, const std::string& detail);
+[[noreturn]] void throw_system(int err, const std::string& what);
+
+}  // namespace evw::detail

@@ -1,0 +1,107 @@
+// evw — the event loop: owns watchers, runs them, reports their exceptions.
+//
+// Caveats: a Loop is used from one thread (Async::send() is the one
+// thread-safe call). It is neither copyable nor movable: watchers keep its
+// address. Destroying a Loop stops every watcher it still has; loop-owned
+// watchers (Loop::add) are destroyed, user-owned ones become detached.
+// Do not destroy a Loop from inside one of its own callbacks.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "events.hpp"
+#include "watcher.hpp"
+
+struct ev_loop;
+
+namespace evw {
+
+namespace detail {
+class PriorityTable;
+}
+
+/// An event loop: a libev loop plus the watchers that belong to it.
+class Loop {
+ public:
+  /// @brief A new loop (ev_loop_new).
+  /// @param flags FLAG_AUTO, or BACKEND_* / FLAG_* bits as for ev_loop_new.
+  /// @throws std::system_error if libev cannot create a backend (e.g. EMFILE).
+  explicit Loop(unsigned flags = FLAG_AUTO);
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  /// @brief The process-wide default loop, created on first use. Child
+  /// watchers live only here; it owns SIGCHLD.
+  static Loop& default_loop();
+
+  /// @brief Run the loop: until no active watcher remains or stop() is
+  /// called; with ONCE, one blocking iteration; with NOWAIT, one iteration
+  /// without blocking.
+  /// @return true while active watchers remain.
+  /// @throws the first exception a callback threw during this run, unchanged;
+  /// events that were ready but not yet delivered are delivered first by the
+  /// next run().
+  bool run(int flags = 0);
+  /// @brief Make run() return: BREAK_ONE (innermost) or BREAK_ALL.
+  void stop(int how = BREAK_ONE) noexcept;
+
+  double now() const noexcept;        ///< the loop's cached time (ev_now)
+  void update_now() noexcept;         ///< refresh now() (ev_now_update)
+  unsigned iteration() const noexcept;///< iterations so far (ev_iteration)
+  unsigned depth() const noexcept;    ///< nesting of run() calls (ev_depth)
+  unsigned backend() const noexcept;  ///< BACKEND_* in use
+  unsigned pending_count() const noexcept;  ///< events waiting for dispatch
+  bool is_default() const noexcept { return is_default_; }
+  /// @brief Call in the child after fork() before using the loop there:
+  /// rebuilds kernel state that must not be shared with the parent.
+  void fork();
+  void suspend() noexcept;  ///< stop the clock (ev_suspend), e.g. before a system sleep
+  void resume() noexcept;   ///< pair of suspend() (ev_resume)
+  /// @brief The libev loop, for code that talks to libev directly.
+  struct ::ev_loop* raw() const noexcept { return raw_; }
+
+  /// @brief Create a loop-owned watcher: `loop.add<evw::Timer>(0.5, 0.0, cb)`.
+  /// It is constructed stopped, like every watcher, and lives until
+  /// remove() or the loop's destruction.
+  template <class W, class... Args>
+  W& add(Args&&... args) {
+    auto owned = std::make_unique<W>(*this, std::forward<Args>(args)...);
+    adopt(*owned);
+    return *owned.release();  // the loop's watcher list owns it from here
+  }
+  /// @brief Destroy a loop-owned watcher (also from inside its own callback).
+  /// @throws std::logic_error if w is not owned by this loop.
+  void remove(detail::WatcherBase& w);
+  /// @brief How many watchers (user- and loop-owned) belong to this loop.
+  std::size_t watcher_count() const noexcept { return count_; }
+
+ private:
+  friend class detail::WatcherBase;
+  friend struct detail::Access;
+  struct DefaultTag {};
+  explicit Loop(DefaultTag);
+
+  void adopt(detail::WatcherBase& w) noexcept;
+  void link(detail::WatcherBase& w) noexcept;
+  void unlink(detail::WatcherBase& w) noexcept;
+  void capture(std::exception_ptr error) noexcept;
+  void defer(detail::WatcherBase& w, int revents);
+  void forget(detail::WatcherBase& w) noexcept;
+  [[noreturn]] void rethrow();
+
+  struct ::ev_loop* raw_;
+  bool is_default_ = false;
+  bool failed_ = false;  // a callback threw: deliver nothing more this run
+  std::size_t count_ = 0;
+  detail::WatcherBase* head_ = nullptr;
+  std::exception_ptr error_;
+  std::vector<std::pair<detail::WatcherBase*, int>> deferred_;
+  std::unique_ptr<detail::PriorityTable> priority_;  // created on first Priority watcher
+};
+
+}  // namespace evw

@@ -1,0 +1,46 @@
+// Internal (not installed): a Loop's watchers of exceptional conditions.
+//
+// One backend per loop, created with the first Priority/Gpio watcher. Its
+// pollable fd is watched by an internal ev_io at EV_MAXPRI, started only
+// while a node is registered (so run() still returns when nothing else is
+// left). When it fires, the ready fds are drained and every node on them is
+// fed through ev_feed_event: delivery goes through libev's pending queue, so
+// watcher priorities hold across all watcher types in the same iteration.
+#pragma once
+
+#include <ev.h>
+
+#include <memory>
+#include <vector>
+
+#include "backend.hpp"
+#include "exceptional.hpp"
+
+namespace evw::detail {
+
+class PriorityTable {
+ public:
+  explicit PriorityTable(struct ev_loop* loop);
+  ~PriorityTable();
+  PriorityTable(const PriorityTable&) = delete;
+  PriorityTable& operator=(const PriorityTable&) = delete;
+
+  /// Register node (node.fd, node.ev set). @throws std::system_error.
+  void add(ExceptNode& node);
+  void remove(ExceptNode& node) noexcept;
+  /// In a forked child: a new kernel queue, every fd registered again.
+  void after_fork();
+  std::size_t size() const noexcept { return nodes_; }
+
+ private:
+  static void on_ready(struct ev_loop* loop, ev_io* io, int revents) noexcept;
+  void watch_backend() noexcept;
+
+  struct ev_loop* loop_;
+  std::unique_ptr<ExceptBackend> backend_;
+  ev_io io_;
+  std::vector<ExceptNode*> heads_;  // indexed by fd
+  std::size_t nodes_ = 0;
+};
+
+}  // namespace evw::detail

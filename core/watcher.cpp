@@ -1,0 +1,113 @@
+#include "watcher.hpp"
+
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "access.hpp"
+#include "loop.hpp"
+
+namespace evw::detail {
+
+static ev_watcher* as_ev(void* p) noexcept { return static_cast<ev_watcher*>(p); }
+
+WatcherBase::WatcherBase(Loop& loop, void* ev, const char* kind)
+    : loop_(&loop), ev_(ev), kind_(kind) {
+  ev_init(as_ev(ev_), nullptr);
+  as_ev(ev_)->data = this;
+  loop.link(*this);
+}
+
+WatcherBase::~WatcherBase() {
+  // Each watcher's own destructor has stopped it (stop_impl is gone by now).
+  if (loop_ != nullptr) {
+    ev_clear_pending(loop_->raw(), as_ev(ev_));
+    if (loop_->failed_) loop_->forget(*this);
+    loop_->unlink(*this);
+  }
+}
+
+void WatcherBase::start() {
+  require_attached("start");
+  if (!is_active()) start_impl();
+}
+
+void WatcherBase::stop() noexcept {
+  if (loop_ == nullptr) return;
+  ev_clear_pending(loop_->raw(), as_ev(ev_));
+  if (loop_->failed_) loop_->forget(*this);
+  if (is_active()) stop_impl();
+}
+
+bool WatcherBase::active_impl() const noexcept { return ev_is_active(as_ev(ev_)); }
+
+bool WatcherBase::is_active() const noexcept { return loop_ != nullptr && active_impl(); }
+
+bool WatcherBase::is_pending() const noexcept {
+  return loop_ != nullptr && ev_is_pending(as_ev(ev_));
+}
+
+int WatcherBase::priority() const noexcept { return ev_priority(as_ev(ev_)); }
+
+void WatcherBase::set_priority(int pri) {
+  if (pri < MINPRI || pri > MAXPRI)
+    throw std::out_of_range(std::string("evw::") + kind_ + "::set_priority: priority " +
+                            std::to_string(pri) + " is outside [" + std::to_string(MINPRI) +
+                            ", " + std::to_string(MAXPRI) + "]");
+  if (pri == priority()) return;
+  Frozen frozen = freeze();
+  ev_set_priority(as_ev(ev_), pri);
+  thaw(frozen);
+}
+
+Loop& WatcherBase::loop() const {
+  require_attached("loop");
+  return *loop_;
+}
+
+void WatcherBase::feed(int revents) {
+  require_attached("feed");
+  ev_feed_event(loop_->raw(), ev_, revents);
+}
+
+int WatcherBase::clear_pending() noexcept {
+  if (loop_ == nullptr) return 0;
+  return ev_clear_pending(loop_->raw(), as_ev(ev_));
+}
+
+WatcherBase::Frozen WatcherBase::freeze() noexcept {
+  if (loop_ == nullptr) return {0, false};
+  Frozen frozen{ev_clear_pending(loop_->raw(), as_ev(ev_)), is_active()};
+  if (frozen.active) stop_impl();
+  return frozen;
+}
+
+void WatcherBase::thaw(Frozen frozen) {
+  if (loop_ == nullptr) return;
+  if (frozen.active) start_impl();  // if this throws, the watcher stays stopped
+  if (frozen.revents != 0) ev_feed_event(loop_->raw(), ev_, frozen.revents);
+}
+
+void WatcherBase::require_attached(const char* what) const {
+  if (loop_ == nullptr)
+    throw std::logic_error(std::string("evw::") + kind_ + "::" + what +
+                           ": the watcher's loop has been destroyed");
+}
+
+struct ::ev_loop* WatcherBase::raw_loop() const noexcept {
+  return loop_ != nullptr ? loop_->raw() : nullptr;
+}
+
+void throw_empty_callback(const char* kind) {
+  throw std::invalid_argument(std::string("evw::") + kind + ": the callback is empty");
+}
+
+void throw_invalid(const char* kind, const char* what, const std::string& detail) {
+  throw std::invalid_argument(std::string("evw::") + kind + ": " + what + " " + detail);
+}
+
+void throw_system(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+}  // namespace evw::detail

@@ -1,0 +1,223 @@
+// Loop: run/stop, loop-owned watchers, ownership, exceptions from callbacks.
+#include <evw/core/loop.hpp>
+#include <evw/evw.hpp>
+
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <stdexcept>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("a new loop runs, returns false when nothing is active, and reports its state") {
+  evw::Loop loop;
+  CHECK(loop.run() == false);
+  CHECK(loop.run(evw::NOWAIT) == false);
+  CHECK(loop.depth() == 0);
+  CHECK(loop.backend() != 0);
+  CHECK(loop.raw() != nullptr);
+  CHECK_FALSE(loop.is_default());
+  CHECK(loop.watcher_count() == 0);
+  double before = loop.now();
+  loop.update_now();
+  CHECK(loop.now() >= before);
+  unsigned it = loop.iteration();
+  loop.run(evw::NOWAIT);
+  CHECK(loop.iteration() == it + 1);
+  CHECK(loop.pending_count() == 0);
+  loop.suspend();
+  loop.resume();
+}
+
+TEST_CASE("the default loop is one object and is the default") {
+  evw::Loop& a = evw::Loop::default_loop();
+  evw::Loop& b = evw::Loop::default_loop();
+  CHECK(&a == &b);
+  CHECK(a.is_default());
+}
+
+TEST_CASE("Loop with an unusable backend throws std::system_error") {
+  CHECK_THROWS_AS(evw::Loop(evw::BACKEND_KQUEUE), std::system_error);
+  evw::Loop ok(evw::BACKEND_POLL);
+  CHECK(ok.backend() == evw::BACKEND_POLL);
+}
+
+TEST_CASE("stop() breaks out of run; BREAK_ALL leaves nested runs") {
+  evw::Loop loop;
+  int ticks = 0;
+  evw::Timer t(loop, 0.0, 0.001, [&](evw::Timer&, int) {
+    if (++ticks == 3) loop.stop();
+  });
+  t.start();
+  CHECK(loop.run() == true);
+  CHECK(ticks == 3);
+
+  int depth_seen = 0;
+  evw::Timer inner(loop, 0.0, 0.0, [&](evw::Timer&, int) {
+    depth_seen = static_cast<int>(loop.depth());
+    loop.stop(evw::BREAK_ALL);
+  });
+  evw::Timer outer(loop, 0.0, 0.0, [&](evw::Timer&, int) {
+    inner.start();
+    loop.run();
+  });
+  t.stop();
+  outer.start();
+  loop.run();
+  CHECK(depth_seen == 2);
+  CHECK(loop.depth() == 0);
+}
+
+TEST_CASE("loop-owned watchers live until remove() or the loop's end") {
+  int fired = 0;
+  {
+    evw::Loop loop;
+    auto& t = loop.add<evw::Timer>(0.0, 0.0, [&](evw::Timer&, int) { ++fired; });
+    CHECK_FALSE(t.is_active());  // constructed stopped, like every watcher
+    CHECK(loop.watcher_count() == 1);
+    t.start();
+    loop.run();
+    CHECK(fired == 1);
+    loop.remove(t);
+    CHECK(loop.watcher_count() == 0);
+
+    auto& self_removing = loop.add<evw::Timer>(0.0, 0.0, [&](evw::Timer& w, int) {
+      ++fired;
+      w.loop().remove(w);  // destroys the running watcher
+    });
+    self_removing.start();
+    loop.run();
+    CHECK(fired == 2);
+    CHECK(loop.watcher_count() == 0);
+
+    auto& left_active = loop.add<evw::Timer>(10.0, 0.0, [&](evw::Timer&, int) { ++fired; });
+    left_active.start();
+    evw::Timer user_owned(loop, 1.0, 0.0, [](evw::Timer&, int) {});
+    CHECK_THROWS_AS(loop.remove(user_owned), std::logic_error);
+  }  // the loop destroys left_active and detaches nothing left
+  CHECK(fired == 2);
+}
+
+TEST_CASE("destroying a loop with active watchers detaches user-owned ones") {
+  auto [a, b] = evw_test::socket_pair();
+  auto loop = std::make_unique<evw::Loop>();
+  evw::Io io(*loop, a.get(), evw::READ, [](evw::Io&, int) {});
+  evw::Timer t(*loop, 5.0, 1.0, [](evw::Timer&, int) {});
+  evw::Signal s(*loop, SIGUSR2, [](evw::Signal&, int) {});
+  evw::Priority p(*loop, a.get(), [](evw::Priority&, int) {});
+  io.start(); t.start(); s.start(); p.start();
+  auto& owned = loop->add<evw::Io>(a.get(), evw::READ, [](evw::Io&, int) {});
+  owned.start();
+  io.feed(evw::READ);
+  CHECK(loop->watcher_count() == 5);
+  loop.reset();
+  for (evw::detail::WatcherBase* w : std::initializer_list<evw::detail::WatcherBase*>{&io, &t, &s, &p}) {
+    CHECK_FALSE(w->is_attached());
+    CHECK_FALSE(w->is_active());
+    CHECK_FALSE(w->is_pending());
+    CHECK_THROWS_AS(w->start(), std::logic_error);
+    CHECK_THROWS_AS(w->feed(evw::READ), std::logic_error);
+    CHECK_THROWS_AS(w->loop(), std::logic_error);
+    w->stop();  // still safe
+    w->set_priority(1);  // configuration still works
+  }
+  io.set(b.get(), evw::WRITE);
+  CHECK(io.fd() == b.get());
+  // SIGUSR2 was released with the loop: another loop may take it.
+  evw::Loop other;
+  evw::Signal s2(other, SIGUSR2, [](evw::Signal&, int) {});
+  s2.start();
+}
+
+TEST_CASE("an exception from a callback comes out of run() unchanged and the loop goes on") {
+  evw::Loop loop;
+  struct Boom : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+  int after = 0;
+  evw::Timer thrower(loop, 0.0, 0.0, [](evw::Timer&, int) { throw Boom("boom"); });
+  evw::Timer later(loop, 0.0, 0.0, [&](evw::Timer&, int) { ++after; });
+  thrower.set_priority(2);
+  later.set_priority(-2);
+  thrower.start();
+  later.start();
+  CHECK_THROWS_AS(loop.run(), Boom);
+  CHECK(loop.depth() == 0);
+  CHECK(after == 0);  // nothing runs after the failure in that iteration…
+  CHECK(later.is_pending());  // …but its event is kept
+  loop.run();
+  CHECK(after == 1);  // and delivered by the next run()
+  CHECK_FALSE(loop.run());
+}
+
+TEST_CASE("an event deferred by a failure and then stopped is not delivered") {
+  evw::Loop loop;
+  int after = 0;
+  evw::Timer thrower(loop, 0.0, 0.0, [](evw::Timer&, int) { throw 42; });
+  evw::Timer later(loop, 0.0, 0.0, [&](evw::Timer&, int) { ++after; });
+  thrower.set_priority(1);
+  thrower.start();
+  later.start();
+  try {
+    loop.run();
+    FAIL("run() did not throw");
+  } catch (int v) {
+    CHECK(v == 42);
+  }
+  later.stop();
+  loop.run();
+  CHECK(after == 0);
+}
+
+TEST_CASE("an exception in a nested run() can be handled inside the outer callback") {
+  evw::Loop loop;
+  int outer_done = 0, handled = 0, next = 0;
+  evw::Timer inner(loop, 0.0, 0.0, [](evw::Timer&, int) { throw std::runtime_error("inner"); });
+  evw::Timer outer(loop, 0.0, 0.0, [&](evw::Timer&, int) {
+    inner.start();
+    try {
+      loop.run();
+    } catch (const std::runtime_error&) {
+      ++handled;
+    }
+    ++outer_done;
+  });
+  evw::Timer follow(loop, 0.001, 0.0, [&](evw::Timer&, int) { ++next; });
+  outer.start();
+  follow.start();
+  loop.run();
+  CHECK(handled == 1);
+  CHECK(outer_done == 1);
+  CHECK(next == 1);  // the outer run() went on
+}
+
+TEST_CASE("empty callbacks are rejected") {
+  evw::Loop loop;
+  CHECK_THROWS_AS(evw::Timer(loop, 1.0, 0.0, nullptr), std::invalid_argument);
+  evw::Timer t(loop, 1.0, 0.0, [](evw::Timer&, int) {});
+  CHECK_THROWS_AS(t.set_callback(nullptr), std::invalid_argument);
+  CHECK(loop.watcher_count() == 1);  // the failed construction left nothing behind
+}
+
+TEST_CASE("callbacks may be lambdas, function pointers or functors") {
+  evw::Loop loop;
+  static int calls = 0;
+  struct Functor {
+    int* n;
+    void operator()(evw::Timer&, int) const { ++*n; }
+  };
+  int n = 0;
+  void (*fp)(evw::Timer&, int) = [](evw::Timer&, int) { ++calls; };
+  evw::Timer a(loop, 0.0, 0.0, fp);
+  evw::Timer b(loop, 0.0, 0.0, Functor{&n});
+  a.start();
+  b.start();
+  loop.run();
+  CHECK(calls == 1);
+  CHECK(n == 1);
+  b.invoke(evw::TIMER);
+  CHECK(n == 2);
+}

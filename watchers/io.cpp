@@ -1,0 +1,60 @@
+#include "io.hpp"
+
+#include <fcntl.h>
+
+#include <cerrno>
+#include <string>
+
+#include "../core/access.hpp"
+
+namespace evw {
+
+static_assert(sizeof(detail::EvStorage<48>) >= sizeof(ev_io));
+
+namespace {
+
+void io_callback(struct ev_loop*, ev_io* w, int revents) noexcept {
+  detail::dispatch(*static_cast<Io*>(w->data), revents);
+}
+
+void check(int fd, int events) {
+  if (fd < 0) detail::throw_invalid("Io", "fd", std::to_string(fd) + " is negative");
+  if (events == 0 || (events & ~(READ | WRITE)) != 0)
+    detail::throw_invalid("Io", "events", std::to_string(events) +
+                                              (events & PRI ? " include PRI: use evw::Priority"
+                                                            : " must be READ, WRITE or both"));
+}
+
+}  // namespace
+
+Io::Io(Loop& loop, int fd, int events, Callback cb)
+    : Watcher(loop, &ev_, "Io", std::move(cb)) {
+  check(fd, events);
+  auto* w = detail::ev_of<ev_io>(*this);
+  ev_io_set(w, fd, events);
+  ev_set_cb(w, io_callback);
+}
+
+Io::~Io() { stop(); }
+
+void Io::set(int fd, int events) {
+  check(fd, events);
+  Frozen frozen = freeze();
+  ev_io_set(detail::ev_of<ev_io>(*this), fd, events);
+  thaw(frozen);
+}
+
+int Io::fd() const noexcept { return detail::ev_of<ev_io>(*this)->fd; }
+int Io::events() const noexcept { return detail::ev_of<ev_io>(*this)->events & (READ | WRITE); }
+
+void Io::start_impl() {
+  // libev would report a closed fd later as EV_ERROR and stop the watcher;
+  // saying so at start() is clearer.
+  if (::fcntl(fd(), F_GETFD) < 0)
+    detail::throw_system(errno, "evw::Io::start: fd " + std::to_string(fd()) + " is not open");
+  ev_io_start(raw_loop(), detail::ev_of<ev_io>(*this));
+}
+
+void Io::stop_impl() noexcept { ev_io_stop(raw_loop(), detail::ev_of<ev_io>(*this)); }
+
+}  // namespace evw

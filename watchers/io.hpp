@@ -1,0 +1,38 @@
+// evw::Io — readiness of a file descriptor for reading and/or writing.
+//
+// Caveats (libev's, kept): level-triggered, so a callback that does not
+// consume the data is called again next iteration; register the fd, not the
+// file: after close() stop the watcher before the number is reused. Regular
+// files are always "ready". For EPOLLPRI (urgent data, GPIO) use evw::Priority:
+// libev's ev_io has no bit for it. Several Io watchers may watch one fd.
+#pragma once
+
+#include "../core/loop.hpp"
+#include "../core/watcher.hpp"
+
+namespace evw {
+
+/// Watches an fd for READ and/or WRITE (libev's ev_io).
+class Io final : public detail::Watcher<Io> {
+ public:
+  /// @brief A stopped watcher of fd for events (READ, WRITE or both).
+  /// @throws std::invalid_argument if fd < 0 or events is empty or has bits
+  ///         other than READ|WRITE; if cb is empty.
+  Io(Loop& loop, int fd, int events, Callback cb);
+  ~Io();
+  /// @brief Watch another fd and/or events; allowed while active or pending
+  /// (restarts, keeps a pending event). @throws as the constructor, and as start().
+  void set(int fd, int events);
+  /// @brief Same fd, other events.
+  void set_events(int events) { set(fd(), events); }
+  int fd() const noexcept;
+  int events() const noexcept;
+
+ private:
+  // @throws std::system_error(EBADF) if the fd is not open.
+  void start_impl() override;
+  void stop_impl() noexcept override;
+  detail::EvStorage<48> ev_;
+};
+
+}  // namespace evw

@@ -1,0 +1,44 @@
+// evw::Priority — exceptional conditions (EPOLLPRI) on any pollable fd.
+//
+// What libev's ev_io cannot watch: TCP urgent data (send(..., MSG_OOB)), a
+// sysfs GPIO interrupt, other drivers' POLLPRI. revents is PRI (EPOLLERR that
+// comes with EPOLLPRI, as sysfs always adds, is still plain PRI), ERR for
+// EPOLLERR alone, HUP for EPOLLHUP.
+//
+// Caveats: level-triggered like Io: the callback must clear the condition
+// (recv(fd, &c, 1, MSG_OOB) for urgent data, lseek+read for sysfs) or it is
+// called again next iteration; after HUP or ERR stop the watcher or close the
+// fd, or it keeps firing. start() throws std::system_error for fds epoll
+// refuses: EPERM for regular files, EBADF for closed ones. With SO_OOBINLINE
+// the urgent byte is read inline and EPOLLPRI stays until it is consumed.
+// Several Priority watchers may watch one fd; each is called.
+#pragma once
+
+#include "../core/exceptional.hpp"
+#include "../core/loop.hpp"
+#include "../core/watcher.hpp"
+
+namespace evw {
+
+/// Calls back when fd has an exceptional condition (EPOLLPRI).
+class Priority final : public detail::Watcher<Priority> {
+ public:
+  /// @brief A stopped watcher of fd.
+  /// @throws std::invalid_argument if fd < 0 or cb is empty.
+  Priority(Loop& loop, int fd, Callback cb);
+  ~Priority();
+  /// @brief Watch another fd; allowed while active or pending (restarts,
+  /// keeps a pending event). @throws as the constructor, and as start().
+  void set(int fd);
+  int fd() const noexcept { return node_.fd; }
+
+ private:
+  // @throws std::system_error (EPERM, EBADF, EMFILE for the loop's queue).
+  void start_impl() override;
+  void stop_impl() noexcept override;
+  bool active_impl() const noexcept override { return node_.linked; }
+  detail::EvStorage<32> ev_;  // only ever fed by the loop's EPOLLPRI table
+  detail::ExceptNode node_;
+};
+
+}  // namespace evw

@@ -1,0 +1,68 @@
+#include "signal.hpp"
+
+#include <signal.h>
+
+#include <cstring>
+#include <string>
+
+#include "../core/access.hpp"
+#include "../core/signals.hpp"
+
+namespace evw {
+
+static_assert(sizeof(detail::EvStorage<48>) >= sizeof(ev_signal));
+
+namespace {
+
+void signal_callback(struct ev_loop*, ev_signal* w, int revents) noexcept {
+  detail::dispatch(*static_cast<Signal*>(w->data), revents);
+}
+
+void check(int signum) {
+  if (signum < 1 || signum >= NSIG)
+    detail::throw_invalid("Signal", "signum",
+                          std::to_string(signum) + " is outside [1, " + std::to_string(NSIG - 1) + "]");
+  if (signum == SIGKILL || signum == SIGSTOP)
+    detail::throw_invalid("Signal", "signum",
+                          std::to_string(signum) + " (" + ::strsignal(signum) + ") cannot be caught");
+}
+
+}  // namespace
+
+Signal::Signal(Loop& loop, int signum, Callback cb)
+    : Watcher(loop, &ev_, "Signal", std::move(cb)) {
+  check(signum);
+  auto* w = detail::ev_of<ev_signal>(*this);
+  ev_signal_set(w, signum);
+  ev_set_cb(w, signal_callback);
+}
+
+Signal::~Signal() { stop(); }
+
+void Signal::set(int signum) {
+  check(signum);
+  Frozen frozen = freeze();
+  ev_signal_set(detail::ev_of<ev_signal>(*this), signum);
+  thaw(frozen);
+}
+
+int Signal::signum() const noexcept { return detail::ev_of<ev_signal>(*this)->signum; }
+
+void Signal::start_impl() {
+  const int sig = signum();
+  detail::claim_signal(sig, loop(), "Signal");
+  try {
+    detail::probe_wakeup_fd("Signal");
+  } catch (...) {
+    detail::release_signal(sig, loop());
+    throw;
+  }
+  ev_signal_start(raw_loop(), detail::ev_of<ev_signal>(*this));
+}
+
+void Signal::stop_impl() noexcept {
+  ev_signal_stop(raw_loop(), detail::ev_of<ev_signal>(*this));
+  detail::release_signal(signum(), *detail::Access::loop(*this));
+}
+
+}  // namespace evw

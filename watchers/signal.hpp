@@ -1,0 +1,38 @@
+// evw::Signal — a Unix signal delivered as a loop event (libev's ev_signal).
+//
+// Caveats: a signal belongs to one loop at a time (another loop's start()
+// throws std::logic_error); the default loop owns SIGCHLD for Child watchers.
+// Signals that arrive before the callback runs are coalesced into one call.
+// Non-default loops use signalfd, which blocks the signal in the calling
+// thread only: in a threaded program block it in every thread (or use the
+// default loop). When the last watcher of a signal stops, the disposition it
+// had before evw took it is restored.
+#pragma once
+
+#include "../core/loop.hpp"
+#include "../core/watcher.hpp"
+
+namespace evw {
+
+/// Calls back when signum is received.
+class Signal final : public detail::Watcher<Signal> {
+ public:
+  /// @brief A stopped watcher of signum.
+  /// @throws std::invalid_argument unless 1 <= signum < NSIG and signum is
+  ///         neither SIGKILL nor SIGSTOP; if cb is empty.
+  Signal(Loop& loop, int signum, Callback cb);
+  ~Signal();
+  /// @brief Watch another signal; allowed while active or pending.
+  /// @throws as the constructor, and as start().
+  void set(int signum);
+  int signum() const noexcept;
+
+ private:
+  // @throws std::logic_error if another loop watches the signal;
+  //         std::system_error if no descriptor is left for the wakeup.
+  void start_impl() override;
+  void stop_impl() noexcept override;
+  detail::EvStorage<48> ev_;
+};
+
+}  // namespace evw

@@ -1,0 +1,76 @@
+#include "timer.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "../core/access.hpp"
+
+namespace evw {
+
+static_assert(sizeof(detail::EvStorage<48>) >= sizeof(ev_timer));
+
+namespace {
+
+void timer_callback(struct ev_loop*, ev_timer* w, int revents) noexcept {
+  detail::dispatch(*static_cast<Timer*>(w->data), revents);
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+void check_repeat(double repeat) {
+  // libev asserts on a negative repeat; NaN and infinity corrupt its heap.
+  if (!(repeat >= 0.0) || std::isinf(repeat))
+    detail::throw_invalid("Timer", "repeat", number(repeat) + " must be finite and >= 0");
+}
+
+void check(double after, double repeat) {
+  if (!std::isfinite(after))
+    detail::throw_invalid("Timer", "after", number(after) + " must be finite");
+  check_repeat(repeat);
+}
+
+}  // namespace
+
+Timer::Timer(Loop& loop, Seconds after, Seconds repeat, Callback cb)
+    : Watcher(loop, &ev_, "Timer", std::move(cb)) {
+  check(after, repeat);
+  auto* w = detail::ev_of<ev_timer>(*this);
+  ev_timer_set(w, after, repeat);
+  ev_set_cb(w, timer_callback);
+}
+
+Timer::~Timer() { stop(); }
+
+void Timer::set(Seconds after, Seconds repeat) {
+  check(after, repeat);
+  Frozen frozen = freeze();
+  ev_timer_set(detail::ev_of<ev_timer>(*this), after, repeat);
+  thaw(frozen);
+}
+
+void Timer::again() {
+  require_attached("again");
+  ev_timer_again(raw_loop(), detail::ev_of<ev_timer>(*this));
+}
+
+double Timer::remaining() const noexcept {
+  if (!is_active()) return 0.0;
+  return ev_timer_remaining(raw_loop(), detail::ev_of<ev_timer>(*this));
+}
+
+double Timer::repeat() const noexcept { return detail::ev_of<ev_timer>(*this)->repeat; }
+
+void Timer::set_repeat(Seconds repeat) {
+  check_repeat(repeat);
+  detail::ev_of<ev_timer>(*this)->repeat = repeat;
+}
+
+void Timer::start_impl() { ev_timer_start(raw_loop(), detail::ev_of<ev_timer>(*this)); }
+void Timer::stop_impl() noexcept { ev_timer_stop(raw_loop(), detail::ev_of<ev_timer>(*this)); }
+
+}  // namespace evw

@@ -1,0 +1,45 @@
+// evw::Timer — a relative timeout, optionally repeating (libev's ev_timer).
+//
+// Caveats: timers run on the loop's monotonic clock and are based on
+// loop.now(), the time of the start of the iteration; call loop.update_now()
+// after long work. again() restarts a repeating timer from now (the cheap way
+// to implement an inactivity timeout) and, as in libev, drops a pending
+// expiry; set() keeps it. A timer with after <= 0 fires in the next iteration.
+#pragma once
+
+#include "../core/loop.hpp"
+#include "../core/time.hpp"
+#include "../core/watcher.hpp"
+
+namespace evw {
+
+/// Calls back after `after` seconds, then every `repeat` seconds if repeat > 0.
+class Timer final : public detail::Watcher<Timer> {
+ public:
+  /// @brief A stopped timer. `after` and `repeat` are seconds or std::chrono durations.
+  /// @throws std::invalid_argument if after is not finite, or repeat is negative,
+  ///         infinite or NaN; if cb is empty.
+  Timer(Loop& loop, Seconds after, Seconds repeat, Callback cb);
+  ~Timer();
+  /// @brief New timing; allowed while active or pending (restarts from now,
+  /// keeps a pending expiry). @throws as the constructor.
+  void set(Seconds after, Seconds repeat);
+  /// @brief Restart as ev_timer_again: active and repeating → expires
+  /// `repeat` from now; not repeating → stops; inactive and repeating → starts.
+  /// @throws std::logic_error if the loop is gone.
+  void again();
+  /// @brief Seconds until it fires (0 if it is not active). (ev_timer_remaining)
+  double remaining() const noexcept;
+  /// @brief The repeat interval in seconds.
+  double repeat() const noexcept;
+  /// @brief Change the repeat interval used from the next expiry or again().
+  /// @throws std::invalid_argument as the constructor.
+  void set_repeat(Seconds repeat);
+
+ private:
+  void start_impl() override;
+  void stop_impl() noexcept override;
+  detail::EvStorage<48> ev_;
+};
+
+}  // namespace evw
