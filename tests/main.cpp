@@ -107,3 +107,17 @@ int main(int argc, char** argv) {
   std::printf("evw-tests: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
   return rc != 0 || failed != 0 ? 1 : 0;
 }
+
+#include <evw/evw.hpp>
+
+namespace evw_test {
+
+bool run_until(evw::Loop& loop, const std::function<bool()>& done, double seconds) {
+  bool expired = false;
+  evw::Timer guard(loop, seconds, 0.0, [&](evw::Timer&, int) { expired = true; });
+  guard.start();
+  while (!done() && !expired) loop.run(evw::ONCE);
+  return done();
+}
+
+}  // namespace evw_test

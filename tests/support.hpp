@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -50,3 +51,13 @@ int open_fd_count();
     ::evw_test::skip(reason);       \
     return;                         \
   } while (0)
+
+namespace evw {
+class Loop;
+}
+
+namespace evw_test {
+/// Run loop iterations (ONCE) until done() or `seconds` pass; true if done().
+/// Bounded by a timer, so a missing event fails a test instead of hanging it.
+bool run_until(evw::Loop& loop, const std::function<bool()>& done, double seconds = 2.0);
+}  // namespace evw_test

@@ -1,0 +1,260 @@
+// Io: readiness on socketpairs; set/set_priority on active and pending
+// watchers; priorities; destruction in callbacks; bad input.
+#include <evw/watchers/io.hpp>
+#include <evw/evw.hpp>
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+using evw_test::run_until;
+
+namespace {
+void put(int fd, const char* s = "x") { REQUIRE(::write(fd, s, 1) == 1); }
+void drain(int fd) {
+  char buf[256];
+  while (::read(fd, buf, sizeof buf) > 0) {}
+}
+}  // namespace
+
+TEST_CASE("Io is constructed stopped, fires on READ and WRITE, stops") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  int reads = 0, writes = 0, last = 0;
+  evw::Io r(loop, a.get(), evw::READ, [&](evw::Io& w, int revents) {
+    ++reads;
+    last = revents;
+    drain(w.fd());
+  });
+  evw::Io wr(loop, b.get(), evw::WRITE, [&](evw::Io& w, int) {
+    ++writes;
+    w.stop();
+  });
+  CHECK_FALSE(r.is_active());
+  CHECK(r.fd() == a.get());
+  CHECK(r.events() == evw::READ);
+  CHECK(&r.loop() == &loop);
+  r.start();
+  wr.start();
+  CHECK(r.is_active());
+  put(b.get());
+  CHECK(run_until(loop, [&] { return reads == 1 && writes == 1; }));
+  CHECK(last == evw::READ);
+  r.stop();
+  CHECK_FALSE(r.is_active());
+  put(b.get());
+  loop.run(evw::NOWAIT);
+  CHECK(reads == 1);
+  CHECK_FALSE(loop.run(evw::NOWAIT));  // nothing active: run() says so
+}
+
+TEST_CASE("Io rejects bad input with typed exceptions and the loop keeps working") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  auto cb = [](evw::Io&, int) {};
+  CHECK_THROWS_AS(evw::Io(loop, -1, evw::READ, cb), std::invalid_argument);
+  CHECK_THROWS_AS(evw::Io(loop, a.get(), 0, cb), std::invalid_argument);
+  CHECK_THROWS_AS(evw::Io(loop, a.get(), 0x80, cb), std::invalid_argument);
+  CHECK_THROWS_AS(evw::Io(loop, a.get(), evw::READ | evw::TIMER, cb), std::invalid_argument);
+  try {
+    evw::Io(loop, a.get(), evw::PRI, cb);
+    FAIL("no exception");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("evw::Priority") != std::string::npos);
+  }
+  evw::Io io(loop, a.get(), evw::READ, cb);
+  CHECK_THROWS_AS(io.set(-5, evw::READ), std::invalid_argument);
+  CHECK(io.fd() == a.get());  // a refused set() changes nothing
+  CHECK_THROWS_AS(io.set_priority(3), std::out_of_range);
+  CHECK_THROWS_AS(io.set_priority(-3), std::out_of_range);
+  CHECK(io.priority() == 0);
+
+  int closed = ::dup(a.get());
+  ::close(closed);
+  evw::Io dead(loop, closed, evw::READ, cb);
+  try {
+    dead.start();
+    FAIL("no exception");
+  } catch (const std::system_error& e) {
+    CHECK(e.code().value() == EBADF);
+    CHECK(std::string(e.what()).find("fd " + std::to_string(closed)) != std::string::npos);
+  }
+  CHECK_FALSE(dead.is_active());
+  CHECK(loop.watcher_count() == 2);
+  int fired = 0;
+  evw::Io ok(loop, a.get(), evw::READ, [&](evw::Io& w, int) { ++fired; drain(w.fd()); });
+  ok.start();
+  put(b.get());
+  CHECK(run_until(loop, [&] { return fired == 1; }));
+}
+
+TEST_CASE("Io set() while active watches the new fd and events") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  auto [c, d] = evw_test::socket_pair();
+  std::vector<int> seen;
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int revents) {
+    seen.push_back(w.fd());
+    if (revents & evw::READ) drain(w.fd());
+    if (revents & evw::WRITE) w.stop();
+  });
+  io.start();
+  io.set(c.get(), evw::READ);
+  CHECK(io.is_active());
+  put(b.get());  // the old fd: ignored now
+  put(d.get());
+  CHECK(run_until(loop, [&] { return !seen.empty(); }));
+  loop.run(evw::NOWAIT);
+  CHECK(seen == std::vector<int>{c.get()});
+  io.set_events(evw::READ | evw::WRITE);
+  CHECK(io.events() == (evw::READ | evw::WRITE));
+  CHECK(run_until(loop, [&] { return !io.is_active(); }));
+}
+
+TEST_CASE("Io set() and set_priority() on a pending watcher deliver the event once") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  auto [c, d] = evw_test::socket_pair();
+  int calls = 0, last_fd = -1, last_rev = 0;
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int revents) {
+    ++calls;
+    last_fd = w.fd();
+    last_rev = revents;
+  });
+  io.start();
+  io.feed(evw::READ);
+  CHECK(io.is_pending());
+  io.set(c.get(), evw::READ);
+  CHECK(io.is_pending());
+  io.set_priority(2);
+  CHECK(io.is_pending());
+  CHECK(io.priority() == 2);
+  loop.run(evw::NOWAIT);
+  CHECK(calls == 1);
+  CHECK(last_fd == c.get());
+  CHECK(last_rev == evw::READ);
+  loop.run(evw::NOWAIT);
+  CHECK(calls == 1);
+
+  // also when the watcher is inactive but pending (fed while stopped)
+  io.stop();
+  io.feed(evw::WRITE);
+  io.set(a.get(), evw::WRITE);
+  CHECK_FALSE(io.is_active());
+  loop.run(evw::NOWAIT);
+  CHECK(calls == 2);
+  CHECK(last_rev == evw::WRITE);
+}
+
+TEST_CASE("stop() clears a pending Io event; clear_pending() returns it") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  int calls = 0;
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io&, int) { ++calls; });
+  io.start();
+  io.feed(evw::READ);
+  io.stop();
+  CHECK_FALSE(io.is_pending());
+  loop.run(evw::NOWAIT);
+  CHECK(calls == 0);
+  io.feed(evw::READ | evw::WRITE);
+  CHECK(io.clear_pending() == (evw::READ | evw::WRITE));
+  loop.run(evw::NOWAIT);
+  CHECK(calls == 0);
+}
+
+TEST_CASE("Io priorities order callbacks within one iteration, both ways") {
+  for (int high : {0, 1}) {
+    evw::Loop loop;
+    auto [a, b] = evw_test::socket_pair();
+    auto [c, d] = evw_test::socket_pair();
+    std::vector<int> order;
+    evw::Io w0(loop, a.get(), evw::READ, [&](evw::Io& w, int) { order.push_back(0); drain(w.fd()); });
+    evw::Io w1(loop, c.get(), evw::READ, [&](evw::Io& w, int) { order.push_back(1); drain(w.fd()); });
+    (high == 0 ? w0 : w1).set_priority(evw::MAXPRI);
+    (high == 0 ? w1 : w0).set_priority(evw::MINPRI);
+    w0.start();
+    w1.start();
+    put(b.get());
+    put(d.get());
+    CHECK(run_until(loop, [&] { return order.size() == 2; }));
+    CHECK(order == std::vector<int>{high, 1 - high});
+  }
+}
+
+TEST_CASE("Io user data holds anything") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  std::string got;
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    got = std::any_cast<std::string>(w.data());
+    w.stop();
+  });
+  CHECK_FALSE(io.data().has_value());
+  io.data() = 42;
+  CHECK(std::any_cast<int>(io.data()) == 42);
+  io.data() = std::string("hello");
+  io.start();
+  put(b.get());
+  CHECK(run_until(loop, [&] { return !got.empty(); }));
+  CHECK(got == "hello");
+}
+
+TEST_CASE("an Io destroyed inside its own callback, or destroying another pending one, is safe") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  int first = 0, second = 0;
+  std::unique_ptr<evw::Io> victim;
+  auto self = std::make_unique<evw::Io>(loop, a.get(), evw::READ, [&](evw::Io&, int) {
+    ++first;
+    victim.reset();  // pending in this same iteration
+  });
+  victim = std::make_unique<evw::Io>(loop, a.get(), evw::READ, [&](evw::Io&, int) { ++second; });
+  self->set_priority(1);
+  self->start();
+  victim->start();
+  put(b.get());
+  CHECK(run_until(loop, [&] { return first == 1; }));
+  CHECK(second == 0);
+
+  self->set_callback([&](evw::Io&, int) {
+    ++first;
+    self.reset();  // the running watcher destroys itself
+  });
+  CHECK(run_until(loop, [&] { return !self; }));
+  CHECK(first == 2);
+  CHECK(loop.watcher_count() == 0);
+}
+
+TEST_CASE("many Io watchers on one fd all fire") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  constexpr int kWatchers = 16;
+  int fired = 0;
+  std::vector<std::unique_ptr<evw::Io>> ios;
+  for (int i = 0; i < kWatchers; ++i) {
+    ios.push_back(std::make_unique<evw::Io>(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+      ++fired;
+      w.stop();
+    }));
+    ios.back()->start();
+  }
+  put(b.get());
+  CHECK(run_until(loop, [&] { return fired == kWatchers; }));
+  loop.run(evw::NOWAIT);
+  CHECK(fired == kWatchers);
+}
+
+TEST_CASE("an Io whose loop is destroyed while it is active becomes detached") {
+  auto [a, b] = evw_test::socket_pair();
+  auto loop = std::make_unique<evw::Loop>();
+  evw::Io io(*loop, a.get(), evw::READ, [](evw::Io&, int) {});
+  io.start();
+  loop.reset();
+  CHECK_FALSE(io.is_active());
+  CHECK_THROWS_AS(io.start(), std::logic_error);
+}

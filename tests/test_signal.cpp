@@ -1,0 +1,169 @@
+// Signal: raise/kill, one loop per signal, dispositions restored, set on
+// active/pending watchers, priorities, destruction in callbacks, bad input.
+#include <evw/watchers/signal.hpp>
+#include <evw/evw.hpp>
+
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <memory>
+#include <vector>
+
+#include "support.hpp"
+
+using evw_test::run_until;
+
+namespace {
+void on_usr1(int) {}
+}  // namespace
+
+TEST_CASE("Signal delivers a raised signal as an event") {
+  evw::Loop loop;
+  int got = 0, rev = 0;
+  evw::Signal s(loop, SIGUSR1, [&](evw::Signal& w, int revents) {
+    got = w.signum();
+    rev = revents;
+  });
+  CHECK_FALSE(s.is_active());
+  s.start();
+  ::raise(SIGUSR1);
+  CHECK(run_until(loop, [&] { return got != 0; }));
+  CHECK(got == SIGUSR1);
+  CHECK(rev == evw::SIGNAL);
+}
+
+TEST_CASE("Signal from another process reaches the loop") {
+  evw::Loop loop;
+  int got = 0;
+  evw::Signal s(loop, SIGUSR2, [&](evw::Signal&, int) { ++got; });
+  s.start();
+  pid_t parent = ::getpid();
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::kill(parent, SIGUSR2);
+    ::_exit(0);
+  }
+  CHECK(run_until(loop, [&] { return got >= 1; }));
+  ::waitpid(child, nullptr, 0);
+}
+
+TEST_CASE("Signal rejects bad signal numbers") {
+  evw::Loop loop;
+  auto cb = [](evw::Signal&, int) {};
+  CHECK_THROWS_AS(evw::Signal(loop, 0, cb), std::invalid_argument);
+  CHECK_THROWS_AS(evw::Signal(loop, -1, cb), std::invalid_argument);
+  CHECK_THROWS_AS(evw::Signal(loop, 65, cb), std::invalid_argument);
+  CHECK_THROWS_AS(evw::Signal(loop, SIGKILL, cb), std::invalid_argument);
+  CHECK_THROWS_AS(evw::Signal(loop, SIGSTOP, cb), std::invalid_argument);
+  evw::Signal s(loop, SIGUSR1, cb);
+  CHECK_THROWS_AS(s.set(0), std::invalid_argument);
+  CHECK(s.signum() == SIGUSR1);
+  evw::Signal rt(loop, SIGRTMAX, cb);  // 64: the last valid one
+  rt.start();
+  rt.stop();
+}
+
+TEST_CASE("a signal watched by one loop cannot be started in another") {
+  evw::Loop a, b;
+  auto cb = [](evw::Signal&, int) {};
+  evw::Signal sa(a, SIGUSR1, cb);
+  evw::Signal sa2(a, SIGUSR1, cb);
+  evw::Signal sb(b, SIGUSR1, cb);
+  sa.start();
+  sa2.start();  // same loop: fine
+  try {
+    sb.start();
+    FAIL("no exception");
+  } catch (const std::logic_error& e) {
+    CHECK(std::string(e.what()).find("signal 10") != std::string::npos);
+  }
+  CHECK_FALSE(sb.is_active());
+  sa.stop();
+  CHECK_THROWS_AS(sb.start(), std::logic_error);  // sa2 still holds it
+  sa2.stop();
+  sb.start();  // released: now b may have it
+  CHECK(sb.is_active());
+  sb.stop();
+  // the default loop owns SIGCHLD (Child watchers)
+  evw::Loop::default_loop();
+  evw::Signal chld(a, SIGCHLD, cb);
+  CHECK_THROWS_AS(chld.start(), std::logic_error);
+  evw::Signal def_chld(evw::Loop::default_loop(), SIGCHLD, cb);
+  def_chld.start();
+  def_chld.stop();
+}
+
+TEST_CASE("the disposition a signal had is restored when its last watcher stops") {
+  struct sigaction mine {}, old {}, now {};
+  mine.sa_handler = on_usr1;
+  ::sigaction(SIGUSR1, &mine, &old);
+  {
+    evw::Loop loop;
+    evw::Signal s(loop, SIGUSR1, [](evw::Signal&, int) {});
+    s.start();
+    s.stop();
+  }
+  ::sigaction(SIGUSR1, nullptr, &now);
+  CHECK((now.sa_handler == on_usr1));
+  {
+    evw::Loop::default_loop();
+    evw::Signal s(evw::Loop::default_loop(), SIGUSR1, [](evw::Signal&, int) {});
+    s.start();  // the default loop installs its own handler…
+    s.stop();   // …and libev would leave SIG_DFL behind
+  }
+  ::sigaction(SIGUSR1, nullptr, &now);
+  CHECK((now.sa_handler == on_usr1));
+  ::sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST_CASE("Signal set() while active or pending moves it and keeps the pending event") {
+  evw::Loop loop;
+  std::vector<int> seen;
+  evw::Signal s(loop, SIGUSR1, [&](evw::Signal& w, int) { seen.push_back(w.signum()); });
+  s.start();
+  s.set(SIGUSR2);
+  CHECK(s.is_active());
+  ::raise(SIGUSR2);
+  CHECK(run_until(loop, [&] { return seen.size() == 1; }));
+  s.feed(evw::SIGNAL);
+  s.set(SIGUSR1);
+  s.set_priority(1);
+  loop.run(evw::NOWAIT);
+  CHECK(seen == std::vector<int>{SIGUSR2, SIGUSR1});
+  loop.run(evw::NOWAIT);
+  CHECK(seen.size() == 2);
+}
+
+TEST_CASE("Signal priorities, user data and destruction inside callbacks") {
+  evw::Loop loop;
+  std::vector<int> order;
+  std::unique_ptr<evw::Signal> low, high;
+  low = std::make_unique<evw::Signal>(loop, SIGUSR1, [&](evw::Signal&, int) { order.push_back(0); });
+  high = std::make_unique<evw::Signal>(loop, SIGUSR2, [&](evw::Signal& w, int) {
+    order.push_back(std::any_cast<int>(w.data()));
+    low.reset();   // pending in this iteration
+    high.reset();  // itself
+  });
+  high->data() = 2;
+  high->set_priority(2);
+  low->start();
+  high->start();
+  ::raise(SIGUSR1);
+  ::raise(SIGUSR2);
+  CHECK(run_until(loop, [&] { return !high; }));
+  loop.run(evw::NOWAIT);
+  CHECK(order == std::vector<int>{2});
+}
+
+TEST_CASE("a Signal whose loop is destroyed while active is detached and releases the signal") {
+  auto loop = std::make_unique<evw::Loop>();
+  evw::Signal s(*loop, SIGUSR1, [](evw::Signal&, int) {});
+  s.start();
+  loop.reset();
+  CHECK_FALSE(s.is_active());
+  CHECK_THROWS_AS(s.start(), std::logic_error);
+  evw::Loop other;
+  evw::Signal again(other, SIGUSR1, [](evw::Signal&, int) {});
+  again.start();
+}
