@@ -32,7 +32,7 @@ LDFLAGS  += $(SANFLAGS) -pthread
 CPPFLAGS += -MMD -MP
 LIBS     := -lev
 
-LIB_HEADERS := evw.hpp $(wildcard core/*.hpp watchers/*.hpp)
+LIB_HEADERS := evw.hpp $(wildcard core/*.hpp watchers/*.hpp coro/*.hpp)
 # Internal headers are not installed.
 PRIVATE_HEADERS := core/access.hpp core/backend.hpp core/priority_table.hpp core/signals.hpp
 PUBLIC_HEADERS  := $(filter-out $(PRIVATE_HEADERS),$(LIB_HEADERS))
@@ -50,6 +50,8 @@ TEST_BIN  := $(BUILD)/evw-tests
 
 EXAMPLE_SRCS := $(wildcard examples/*.cpp)
 EXAMPLES     := $(EXAMPLE_SRCS:examples/%.cpp=$(BUILD)/examples/%)
+
+.DEFAULT_GOAL := all
 
 # Fragments owned by their folders.
 -include tools/gpio-sim/gpio-sim.mk

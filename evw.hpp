@@ -1,14 +1,28 @@
 // evw — typed event watchers on libev. The umbrella header:
 //   #include <evw/evw.hpp>
+// Coroutines (Task, spawn, sync_wait, co_await readable/sleep/…,
+// when_all/when_any/with_timeout) are opt-in: #include <evw/coro/coro.hpp>
 #pragma once
 
 #include "core/events.hpp"
 #include "core/loop.hpp"
 #include "core/time.hpp"
 #include "core/watcher.hpp"
+#include "watchers/async.hpp"
+#include "watchers/check.hpp"
+#include "watchers/child.hpp"
+#include "watchers/cleanup.hpp"
+#include "watchers/embed.hpp"
+#include "watchers/fork.hpp"
+#include "watchers/gpio.hpp"
+#include "watchers/gpio_line.hpp"
+#include "watchers/idle.hpp"
 #include "watchers/io.hpp"
+#include "watchers/periodic.hpp"
+#include "watchers/prepare.hpp"
 #include "watchers/priority.hpp"
 #include "watchers/signal.hpp"
+#include "watchers/stat.hpp"
 #include "watchers/timer.hpp"
 
 namespace evw {

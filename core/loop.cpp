@@ -92,6 +92,9 @@ Loop::~Loop() {
 }
 
 bool Loop::run(int flags) {
+  // An exception captured outside run() (a Periodic's reschedule callable
+  // called from resume() or update_now()) is reported before anything runs.
+  if (failed_) [[unlikely]] rethrow();
   bool more = ev_run(raw_, flags) != 0;
   if (failed_) [[unlikely]] rethrow();
   return more;

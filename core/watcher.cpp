@@ -54,6 +54,7 @@ void WatcherBase::set_priority(int pri) {
     throw std::out_of_range(std::string("evw::") + kind_ + "::set_priority: priority " +
                             std::to_string(pri) + " is outside [" + std::to_string(MINPRI) +
                             ", " + std::to_string(MAXPRI) + "]");
+  check_priority(pri);
   if (pri == priority()) return;
   Frozen frozen = freeze();
   ev_set_priority(as_ev(ev_), pri);

@@ -81,6 +81,9 @@ class WatcherBase {
   virtual bool active_impl() const noexcept;
   // Cleanup watchers stay active until the loop's own destruction runs them.
   virtual bool runs_at_loop_destroy() const noexcept { return false; }
+  // A type that cannot take every priority in MINPRI..MAXPRI refuses here
+  // (Child: libev runs child watchers at MAXPRI only). Throws std::invalid_argument.
+  virtual void check_priority(int /*pri*/) const {}
 
   // The freeze guard: a change to an active or pending watcher stops it,
   // changes it, and restarts it, re-feeding the event that was pending.
