@@ -1,0 +1,237 @@
+// Embed: an epoll loop inside another loop (Io on the inner loop fires while
+// only the outer one runs), sweep, exceptions from the inner loop, bad input
+// (self, non-embeddable backend, circles), destruction order, set on
+// active/pending watchers, priorities, destruction in callbacks, detaching.
+#include <evw/watchers/embed.hpp>
+#include <evw/core/loop.hpp>
+#include <evw/watchers/io.hpp>
+#include <evw/watchers/timer.hpp>
+
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "support.hpp"
+
+using evw_test::run_until;
+
+namespace {
+
+struct Boom : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void drain(int fd) {
+  char buf[64];
+  while (::recv(fd, buf, sizeof buf, 0) > 0) {
+  }
+}
+
+}  // namespace
+
+TEST_CASE("an Io on an embedded epoll loop fires while only the outer loop runs") {
+  auto [a, b] = evw_test::socket_pair();
+  evw::Loop outer(evw::BACKEND_POLL);  // any backend may embed
+  evw::Loop inner(evw::BACKEND_EPOLL);
+  int reads = 0;
+  evw::Io io(inner, a.get(), evw::READ, [&](evw::Io& w, int) {
+    drain(w.fd());
+    ++reads;
+  });
+  evw::Embed embed(outer, inner);  // sweeps by itself
+  CHECK(&embed.other() == &inner);
+  CHECK(embed.other_exists());
+  io.start();
+  embed.start();
+  outer.run(evw::NOWAIT);
+  REQUIRE(::send(b.get(), "x", 1, 0) == 1);
+  CHECK(run_until(outer, [&] { return reads == 1; }));
+  REQUIRE(::send(b.get(), "y", 1, 0) == 1);
+  CHECK(run_until(outer, [&] { return reads == 2; }));
+  io.stop();
+  embed.stop();
+  CHECK_FALSE(outer.run(evw::NOWAIT));
+}
+
+TEST_CASE("Embed with its own callback: revents EMBED, sweep() runs the inner loop") {
+  auto [a, b] = evw_test::socket_pair();
+  evw::Loop outer;
+  evw::Loop inner(evw::BACKEND_EPOLL);
+  int reads = 0, embeds = 0, last = 0;
+  evw::Io io(inner, a.get(), evw::READ, [&](evw::Io& w, int) {
+    drain(w.fd());
+    ++reads;
+  });
+  evw::Embed embed(outer, inner, [&](evw::Embed& w, int revents) {
+    ++embeds;
+    last = revents;
+    w.sweep();
+  });
+  io.start();
+  embed.start();
+  outer.run(evw::NOWAIT);
+  REQUIRE(::send(b.get(), "x", 1, 0) == 1);
+  CHECK(run_until(outer, [&] { return reads == 1; }));
+  CHECK(embeds >= 1);
+  CHECK(last == evw::EMBED);
+  // sweep() by hand runs what is due in the inner loop
+  int due = 0;
+  evw::Timer timer(inner, 0.0, 0.0, [&](evw::Timer&, int) { ++due; });
+  timer.start();
+  for (int i = 0; i < 100 && due == 0; ++i) embed.sweep();
+  CHECK(due == 1);
+  io.stop();
+  embed.stop();
+}
+
+TEST_CASE("an exception from a callback of the embedded loop comes out of the outer run()") {
+  auto [a, b] = evw_test::socket_pair();
+  evw::Loop outer;
+  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Io io(inner, a.get(), evw::READ, [&](evw::Io& w, int) {
+    drain(w.fd());
+    throw Boom("inner");
+  });
+  evw::Embed embed(outer, inner);
+  io.start();
+  embed.start();
+  outer.run(evw::NOWAIT);
+  REQUIRE(::send(b.get(), "x", 1, 0) == 1);
+  CHECK_THROWS_AS(outer.run(), Boom);
+  CHECK(outer.depth() == 0);
+  CHECK(inner.depth() == 0);
+  // both loops go on
+  io.set_callback([&](evw::Io& w, int) { drain(w.fd()); w.stop(); });
+  REQUIRE(::send(b.get(), "y", 1, 0) == 1);
+  CHECK(run_until(outer, [&] { return !io.is_active(); }));
+  embed.stop();
+}
+
+TEST_CASE("Embed refuses itself, non-embeddable backends and circles") {
+  evw::Loop outer;
+  auto cb = [](evw::Embed&, int) {};
+  CHECK_THROWS_AS(evw::Embed(outer, outer, cb), std::invalid_argument);
+  evw::Loop polling(evw::BACKEND_POLL);
+  CHECK_THROWS_WITH_AS(evw::Embed(outer, polling, cb), doctest::Contains("poll"),
+                       std::invalid_argument);
+  CHECK(outer.watcher_count() == 0);
+  CHECK(polling.watcher_count() == 0);
+
+  evw::Loop a(evw::BACKEND_EPOLL), b(evw::BACKEND_EPOLL), c(evw::BACKEND_EPOLL);
+  evw::Embed a_in_b(b, a), b_in_c(c, b), c_in_a(a, c);
+  a_in_b.start();
+  b_in_c.start();
+  CHECK_THROWS_AS(c_in_a.start(), std::logic_error);  // c -> b -> a -> c
+  CHECK_FALSE(c_in_a.is_active());
+  b_in_c.stop();
+  c_in_a.start();  // no circle any more
+  CHECK(c_in_a.is_active());
+  CHECK_THROWS_AS(c_in_a.set(a), std::invalid_argument);  // itself
+  CHECK(&c_in_a.other() == &c);
+  c_in_a.stop();
+  a_in_b.stop();
+}
+
+TEST_CASE("destroying the embedded loop first stops the Embed; start() then throws") {
+  evw::Loop outer;
+  auto inner = std::make_unique<evw::Loop>(evw::BACKEND_EPOLL);
+  evw::Embed embed(outer, *inner);
+  CHECK(inner->watcher_count() == 1);  // the Embed's guard
+  embed.start();
+  embed.feed(evw::EMBED);
+  inner.reset();
+  CHECK(embed.is_attached());
+  CHECK_FALSE(embed.is_active());
+  CHECK_FALSE(embed.is_pending());
+  CHECK_FALSE(embed.other_exists());
+  CHECK_THROWS_AS(embed.start(), std::logic_error);
+  CHECK_THROWS_AS(embed.other(), std::logic_error);
+  CHECK_THROWS_AS(embed.sweep(), std::logic_error);
+  CHECK_FALSE(outer.run(evw::NOWAIT));
+  // it can be pointed at a live loop again
+  evw::Loop again(evw::BACKEND_EPOLL);
+  embed.set(again);
+  embed.start();
+  CHECK(embed.is_active());
+  embed.stop();
+}
+
+TEST_CASE("destroying the outer loop first detaches the Embed; the inner loop goes on") {
+  evw::Loop inner(evw::BACKEND_EPOLL);
+  auto outer = std::make_unique<evw::Loop>();
+  auto embed = std::make_unique<evw::Embed>(*outer, inner);
+  embed->start();
+  outer.reset();
+  CHECK_FALSE(embed->is_attached());
+  CHECK_FALSE(embed->is_active());
+  CHECK_THROWS_AS(embed->start(), std::logic_error);
+  int fired = 0;
+  evw::Timer t(inner, 0.0, 0.0, [&](evw::Timer&, int) { ++fired; });
+  t.start();
+  CHECK_FALSE(inner.run());
+  CHECK(fired == 1);
+  embed.reset();
+  CHECK(inner.watcher_count() == 1);  // only t
+}
+
+TEST_CASE("Embed set() and set_priority() on a pending watcher deliver the event once") {
+  evw::Loop outer;
+  evw::Loop one(evw::BACKEND_EPOLL), two(evw::BACKEND_EPOLL);
+  int calls = 0;
+  evw::Embed embed(outer, one, [&](evw::Embed&, int) { ++calls; });
+  embed.start();
+  embed.feed(evw::EMBED);
+  embed.set(two);
+  CHECK(embed.is_pending());
+  CHECK(embed.is_active());
+  CHECK(&embed.other() == &two);
+  CHECK(one.watcher_count() == 0);  // the guard moved along
+  CHECK(two.watcher_count() == 1);
+  embed.set_priority(-2);
+  CHECK(embed.is_pending());
+  outer.run(evw::NOWAIT);
+  CHECK(calls == 1);
+  outer.run(evw::NOWAIT);
+  CHECK(calls == 1);
+  embed.stop();
+}
+
+TEST_CASE("Embed priorities order its events among other watcher types") {
+  evw::Loop outer;
+  evw::Loop inner(evw::BACKEND_EPOLL);
+  std::vector<int> order;
+  evw::Embed e(outer, inner, [&](evw::Embed&, int) { order.push_back(0); });
+  evw::Timer t(outer, 10.0, 0.0, [&](evw::Timer&, int) { order.push_back(1); });
+  t.set_priority(2);
+  e.feed(evw::EMBED);
+  t.feed(evw::TIMER);
+  outer.run(evw::NOWAIT);
+  CHECK(order == std::vector<int>{1, 0});
+}
+
+TEST_CASE("Embed user data and destruction inside its own callback") {
+  auto [a, b] = evw_test::socket_pair();
+  evw::Loop outer;
+  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Io io(inner, a.get(), evw::READ, [](evw::Io& w, int) { drain(w.fd()); });
+  int seen = 0;
+  std::unique_ptr<evw::Embed> self;
+  self = std::make_unique<evw::Embed>(outer, inner, [&](evw::Embed& w, int) {
+    seen = std::any_cast<int>(w.data());
+    w.sweep();
+    self.reset();
+  });
+  self->data() = 2;
+  io.start();
+  self->start();
+  outer.run(evw::NOWAIT);
+  REQUIRE(::send(b.get(), "x", 1, 0) == 1);
+  CHECK(run_until(outer, [&] { return self == nullptr; }));
+  CHECK(seen == 2);
+  CHECK(outer.watcher_count() == 0);
+  CHECK(inner.watcher_count() == 1);  // io; the guard went with the Embed
+  io.stop();
+}

@@ -1,0 +1,124 @@
+#include "embed.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../core/access.hpp"
+
+namespace evw {
+
+static_assert(sizeof(detail::EvStorage<360>) >= sizeof(ev_embed));
+
+namespace {
+
+void embed_callback(struct ev_loop*, ev_embed* w, int revents) noexcept {
+  detail::dispatch(*static_cast<Embed*>(w->data), revents);
+}
+
+std::string backend_names(unsigned backends) {
+  static constexpr std::pair<unsigned, const char*> names[] = {
+      {BACKEND_SELECT, "select"}, {BACKEND_POLL, "poll"},       {BACKEND_EPOLL, "epoll"},
+      {BACKEND_KQUEUE, "kqueue"}, {BACKEND_DEVPOLL, "devpoll"}, {BACKEND_PORT, "port"},
+      {BACKEND_LINUXAIO, "linuxaio"}, {BACKEND_IOURING, "io_uring"}};
+  std::string out;
+  for (auto [bit, name] : names)
+    if (backends & bit) out += (out.empty() ? "" : ", ") + std::string(name);
+  return out.empty() ? "none" : out;
+}
+
+void check(const Loop* loop, const Loop& other) {
+  if (loop == &other) detail::throw_invalid("Embed", "other", "is the embedding loop itself");
+  // libev asserts that the embedded loop's backend is embeddable.
+  const unsigned backend = other.backend();
+  const unsigned usable = ev_embeddable_backends() & ev_supported_backends();
+  if ((backend & ev_embeddable_backends()) == 0)
+    detail::throw_invalid("Embed", "other",
+                          "uses backend " + backend_names(backend) +
+                              ", which cannot be embedded (embeddable here: " +
+                              backend_names(usable) + ")");
+}
+
+// (embedding loop, embedded loop) of every active Embed, to refuse circles:
+// the kernel would refuse to nest the epoll sets and libev would silently
+// kill the Embed's descriptor.
+std::mutex edges_mutex;
+std::vector<std::pair<const Loop*, const Loop*>> edges;
+
+bool embeds(const Loop* outer, const Loop* target) {  // edges_mutex held
+  std::vector<const Loop*> todo{outer};
+  std::vector<const Loop*> seen;
+  while (!todo.empty()) {
+    const Loop* l = todo.back();
+    todo.pop_back();
+    if (l == target) return true;
+    if (std::find(seen.begin(), seen.end(), l) != seen.end()) continue;
+    seen.push_back(l);
+    for (auto [from, to] : edges)
+      if (from == l) todo.push_back(to);
+  }
+  return false;
+}
+
+}  // namespace
+
+Embed::Embed(Loop& loop, Loop& other, Callback cb) : Watcher(loop, &ev_, "Embed", std::move(cb)) {
+  check(&loop, other);
+  ev_set_cb(detail::ev_of<ev_embed>(*this), embed_callback);
+  watch(other);
+}
+
+Embed::Embed(Loop& loop, Loop& other) : Embed(loop, other, [](Embed& w, int) { w.sweep(); }) {}
+
+Embed::~Embed() { stop(); }
+
+void Embed::set(Loop& other) {
+  check(detail::Access::loop(*this), other);  // a detached Embed may still be configured
+  Frozen frozen = freeze();
+  watch(other);
+  thaw(frozen);
+}
+
+void Embed::watch(Loop& other) {
+  guard_ = std::make_unique<Cleanup>(other, [this](Cleanup&, int) { stop(); });
+  other_ = &other;
+  ev_embed_set(detail::ev_of<ev_embed>(*this), other.raw());
+}
+
+void Embed::sweep() { other().run(NOWAIT); }
+
+Loop& Embed::other() const {
+  if (!other_exists())
+    throw std::logic_error("evw::Embed: the embedded loop has been destroyed");
+  return *other_;
+}
+
+void Embed::start_impl() {
+  Loop& inner = other();
+  std::lock_guard lock(edges_mutex);
+  if (embeds(&inner, &loop()))
+    throw std::logic_error(
+        "evw::Embed::start: the other loop already embeds this loop (directly or through others); "
+        "loops cannot embed each other in a circle");
+  edges.reserve(edges.size() + 1);  // nothing may throw once libev has started it
+  ev_embed_start(raw_loop(), detail::ev_of<ev_embed>(*this));
+  edges.emplace_back(&loop(), &inner);
+  guard_->start();
+}
+
+void Embed::stop_impl() noexcept {
+  ev_embed_stop(raw_loop(), detail::ev_of<ev_embed>(*this));
+  {
+    std::lock_guard lock(edges_mutex);
+    auto edge = std::find(edges.begin(), edges.end(),
+                          std::pair<const Loop*, const Loop*>(detail::Access::loop(*this), other_));
+    if (edge != edges.end()) edges.erase(edge);
+  }
+  guard_->stop();
+}
+
+}  // namespace evw

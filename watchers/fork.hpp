@@ -1,0 +1,30 @@
+// evw::Fork — runs in a forked child once the loop has been told about the
+// fork (libev's ev_fork).
+//
+// Caveats: nothing is automatic: after fork() the child calls loop.fork()
+// (or the loop was created with FLAG_FORKCHECK), and the Fork callbacks run
+// at the start of the child's next iteration, before Prepare. Use it to
+// re-create state the child must not share with the parent. An active Fork
+// watcher keeps run() from returning, like any active watcher.
+#pragma once
+
+#include "../core/loop.hpp"
+#include "../core/watcher.hpp"
+
+namespace evw {
+
+/// Calls back in the next iteration after Loop::fork().
+class Fork final : public detail::Watcher<Fork> {
+ public:
+  /// @brief A stopped fork watcher.
+  /// @throws std::invalid_argument if cb is empty.
+  Fork(Loop& loop, Callback cb);
+  ~Fork();
+
+ private:
+  void start_impl() override;
+  void stop_impl() noexcept override;
+  detail::EvStorage<32> ev_;
+};
+
+}  // namespace evw
