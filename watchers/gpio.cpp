@@ -1,0 +1,287 @@
+#include "gpio.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <thread>
+
+#include "../core/access.hpp"
+#include "../core/priority_table.hpp"
+
+namespace evw {
+
+static_assert(sizeof(detail::EvStorage<32>) >= sizeof(ev_watcher));
+
+void detail::OwnedFd::reset(int fd) noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+namespace {
+
+// udev sets the owner and mode of a freshly exported gpioN a moment after the
+// kernel creates it: until then a non-root opener gets EACCES.
+constexpr auto kUdevPatience = std::chrono::milliseconds(100);
+constexpr auto kUdevStep = std::chrono::milliseconds(2);
+
+const char* edge_name(Edge edge) noexcept {
+  switch (edge) {
+    case Edge::None: return "none";
+    case Edge::Rising: return "rising";
+    case Edge::Falling: return "falling";
+    case Edge::Both: return "both";
+  }
+  return "none";
+}
+
+std::string normalized_root(std::string root) {
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  return root;
+}
+
+std::string line_path(const std::string& root, int line, const char* file) {
+  return root + "/gpio" + std::to_string(line) + "/" + file;
+}
+
+[[noreturn]] void fail(int line, const char* op, const std::string& path, int err) {
+  detail::throw_system(err, "evw::Gpio: line " + std::to_string(line) + ": " + op + " " + path);
+}
+
+void check(int line, const GpioConfig& config) {
+  if (line < 0) detail::throw_invalid("Gpio", "line", std::to_string(line) + " is negative");
+  switch (config.edge) {
+    case Edge::None: case Edge::Rising: case Edge::Falling: case Edge::Both: break;
+    default:
+      detail::throw_invalid("Gpio", "edge", std::to_string(static_cast<int>(config.edge)) +
+                                                " is not an evw::Edge");
+  }
+  const double debounce = config.debounce;
+  if (!std::isfinite(debounce) || debounce < 0)
+    detail::throw_invalid("Gpio", "debounce", std::to_string(debounce) +
+                                                  " must be finite and >= 0 seconds");
+  if (config.sysfs_root.empty()) detail::throw_invalid("Gpio", "sysfs_root", "is empty");
+}
+
+// Until when EACCES may be udev still at work; Deadline{} (the epoch) = not at all.
+using Deadline = std::chrono::steady_clock::time_point;
+
+// open(2), retried on EACCES until the deadline.
+int open_file(const std::string& path, int flags, Deadline udev_deadline) {
+  for (;;) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (fd >= 0 || errno != EACCES) return fd;
+    if (std::chrono::steady_clock::now() >= udev_deadline) {
+      errno = EACCES;
+      return -1;
+    }
+    std::this_thread::sleep_for(kUdevStep);
+  }
+}
+
+// Writes text to a sysfs attribute. @return 0 or errno.
+int write_file(const std::string& path, const std::string& text, Deadline udev_deadline = {}) {
+  detail::OwnedFd fd(open_file(path, O_WRONLY, udev_deadline));
+  if (fd.get() < 0) return errno;
+  ssize_t n;
+  do n = ::write(fd.get(), text.data(), text.size());
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? errno : 0;
+}
+
+void write_attribute(int line, const std::string& root, const char* file, const std::string& text,
+                     Deadline udev_deadline) {
+  const std::string path = line_path(root, line, file);
+  if (int err = write_file(path, text, udev_deadline); err != 0) fail(line, "write", path, err);
+}
+
+// The level in `value`, read from offset 0: that read is also what clears
+// the file's exceptional condition. @return 0/1, or -errno.
+int read_level(int fd) noexcept {
+  char buf[8];
+  ssize_t n;
+  if (::lseek(fd, 0, SEEK_SET) < 0) return -errno;
+  do n = ::read(fd, buf, sizeof buf);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  if (n == 0) return -EIO;
+  return buf[0] == '0' ? 0 : 1;
+}
+
+// A condition the loop has not seen yet (an edge since the last read).
+bool condition_waiting(int fd) noexcept {
+  pollfd p{fd, POLLPRI, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLPRI) != 0;
+}
+
+void configure(int line, const GpioConfig& config, Deadline udev_deadline) {
+  const std::string& root = config.sysfs_root;
+  write_attribute(line, root, "direction", "in", udev_deadline);
+  // active_low before edge: the kernel maps rising/falling through it.
+  write_attribute(line, root, "active_low", config.active_low ? "1" : "0", udev_deadline);
+  write_attribute(line, root, "edge", edge_name(config.edge), udev_deadline);
+}
+
+void unexport(const std::string& root, int line) noexcept {
+  write_file(root + "/unexport", std::to_string(line));
+}
+
+double monotonic_seconds() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+}  // namespace
+
+/// A line made ready for watching, not yet owned by a watcher.
+struct Gpio::Setup {
+  detail::OwnedFd fd;
+  bool exported = false;
+  int value = 0;
+
+  Setup(int line, const GpioConfig& config) {
+    const std::string& root = config.sysfs_root;
+    const std::string export_path = root + "/export";
+    if (int err = write_file(export_path, std::to_string(line)); err == 0) {
+      exported = true;
+    } else {
+      // EBUSY: already exported (by another process, or another watcher), and
+      // then gpioN exists; without it, the line is held through the chardev.
+      struct stat st {};
+      const std::string dir = root + "/gpio" + std::to_string(line);
+      if (err != EBUSY || ::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        fail(line, "write", export_path, err);
+    }
+    const Deadline udev_deadline =
+        exported ? std::chrono::steady_clock::now() + kUdevPatience : Deadline{};
+    try {
+      configure(line, config, udev_deadline);
+      const std::string path = line_path(root, line, "value");
+      fd.reset(open_file(path, O_RDONLY | O_NONBLOCK, udev_deadline));
+      if (fd.get() < 0) fail(line, "open", path, errno);
+      // The priming read: a sysfs file that was never read reports a condition
+      // at once, so without it the first poll would fire without an edge.
+      value = read_level(fd.get());
+      if (value < 0) fail(line, "read", path, -value);
+    } catch (...) {
+      fd.reset();
+      if (exported) unexport(root, line);
+      throw;
+    }
+  }
+};
+
+struct detail::GpioTrampoline {
+  static void on_event(struct ev_loop*, ev_watcher* w, int revents) noexcept {
+    static_cast<Gpio*>(w->data)->on_condition(revents);
+  }
+};
+
+Gpio::Gpio(Loop& loop, int line, GpioConfig config, Callback cb)
+    : Watcher(loop, &ev_, "Gpio", std::move(cb)) {
+  check(line, config);
+  config.sysfs_root = normalized_root(std::move(config.sysfs_root));
+  node_.ev = &ev_;
+  ev_set_cb(detail::ev_of<ev_watcher>(*this), detail::GpioTrampoline::on_event);
+  adopt(Setup(line, config));
+  line_ = line;
+  config_ = std::move(config);
+}
+
+Gpio::~Gpio() {
+  stop();
+  release_line();
+}
+
+void Gpio::set(int line, GpioConfig config) {
+  check(line, config);
+  config.sysfs_root = normalized_root(std::move(config.sysfs_root));
+  if (line == line_ && config.sysfs_root == config_.sysfs_root) {
+    Frozen frozen = freeze();
+    try {
+      // An edge not yet delivered stays latched in the file (and comes after
+      // thaw); otherwise re-read, since active_low may have flipped the level.
+      const bool waiting = condition_waiting(value_fd_.get());
+      configure(line, config, Deadline{});
+      if (!waiting) {
+        const int level = read_level(value_fd_.get());
+        if (level < 0) fail(line, "read", line_path(config.sysfs_root, line, "value"), -level);
+        value_ = level;
+      }
+    } catch (...) {
+      thaw(frozen);
+      throw;
+    }
+    config_ = std::move(config);
+    thaw(frozen);
+    return;
+  }
+  Setup fresh(line, config);  // the old line keeps working if this throws
+  Frozen frozen = freeze();
+  release_line();
+  adopt(std::move(fresh));
+  line_ = line;
+  config_ = std::move(config);
+  thaw(frozen);
+}
+
+void Gpio::adopt(Setup&& setup) noexcept {
+  value_fd_ = std::move(setup.fd);
+  exported_ = setup.exported;
+  value_ = setup.value;
+  node_.fd = value_fd_.get();
+  error_.clear();
+}
+
+void Gpio::release_line() noexcept {
+  value_fd_.reset();
+  node_.fd = -1;
+  if (exported_) unexport(config_.sysfs_root, line_);
+  exported_ = false;
+}
+
+void Gpio::start_impl() { detail::Access::make_priority_table(loop()).add(node_); }
+
+void Gpio::stop_impl() noexcept {
+  // Never started in libev: only the table knows it, and pending is ours to clear.
+  ev_clear_pending(raw_loop(), detail::ev_of<ev_watcher>(*this));
+  detail::Access::priority_table(*detail::Access::loop(*this))->remove(node_);
+}
+
+void Gpio::on_condition(int revents) noexcept {
+  // After a callback threw, the event is deferred untouched; it is read when
+  // run() feeds it back (the latched condition cannot be delivered twice).
+  if (detail::Access::failed(*detail::Access::loop(*this))) {
+    detail::dispatch(*this, revents);
+    return;
+  }
+  // Read before calling back: it clears the condition (else epoll reports it
+  // again at once) and lets the callback see the level this edge left.
+  const int level = read_level(value_fd_.get());
+  if (level < 0) {
+    error_ = std::error_code(-level, std::generic_category());
+    stop();  // a gone file stays "ready" forever: do not spin on it
+    detail::dispatch(*this, ERR);
+    return;
+  }
+  value_ = level;
+  if (config_.debounce > 0.0) {
+    const double now = monotonic_seconds();
+    if (delivered_once_ && now - last_delivered_ < config_.debounce) {
+      ++debounced_;
+      return;
+    }
+    delivered_once_ = true;
+    last_delivered_ = now;
+  }
+  detail::dispatch(*this, revents);  // may destroy *this: touch nothing after
+}
+
+}  // namespace evw

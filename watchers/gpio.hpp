@@ -1,0 +1,158 @@
+// evw::Gpio — edges on a sysfs GPIO line (/sys/class/gpio/gpioN/value).
+//
+// The constructor exports the line if needed, writes direction=in, active_low
+// and edge, opens `value` and does the priming read, so errors surface there
+// and value() is valid at once; start() then watches `value` with the loop's
+// EPOLLPRI backend (the one evw::Priority uses). On each edge the watcher
+// re-reads `value` before calling back, so value() is the level the edge left
+// and the condition is cleared.
+//
+// Caveats:
+// - Like data on a socket, an edge that comes while the watcher is stopped
+//   stays latched in sysfs and is reported (once) after the next start().
+// - sysfs reports that *an* edge happened, not how many: edges faster than
+//   the loop reads them coalesce into one callback, and value() is the level
+//   at the time of the read. For every edge with a kernel timestamp use
+//   evw::GpioLine (the character device).
+// - A line already exported by someone else (export says EBUSY and gpioN
+//   exists) is used, configured as GpioConfig says, and not unexported at
+//   the end; a line this watcher exported is unexported by its destructor,
+//   which breaks any other user of it. If the line disappears underneath
+//   (unexported elsewhere), the next event fails to read it: the watcher
+//   stops itself and calls back once with ERR, and error() says why (ENODEV).
+// - debounce is a software filter of delivered callbacks, see GpioConfig.
+// - The sysfs GPIO interface is deprecated in the kernel (CONFIG_GPIO_SYSFS);
+//   lines named by the driver (gpioN directories with other names) are not
+//   supported.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "../core/exceptional.hpp"
+#include "../core/loop.hpp"
+#include "../core/time.hpp"
+#include "../core/watcher.hpp"
+
+namespace evw {
+
+/// Which level changes of a GPIO input raise an event.
+enum class Edge { None, Rising, Falling, Both };
+
+/// How a sysfs GPIO line is set up.
+struct GpioConfig {
+  /// Where the sysfs GPIO tree is (a gpio-sim mount point in tests).
+  std::string sysfs_root = "/sys/class/gpio";
+  /// Edges that call back. Edge::None watches nothing (value() is still read once).
+  Edge edge = Edge::Both;
+  /// Invert the logical level: value() is 1 when the pin is low, and
+  /// Rising/Falling refer to the logical level.
+  bool active_low = false;
+  /// Software debounce in seconds, 0 = off. An edge that comes within
+  /// `debounce` of the previously delivered one is swallowed: no callback, but
+  /// its level is still read, so value() stays true to the line. Leading-edge
+  /// filter: the first edge of a bounce burst is delivered at once; if the
+  /// burst settles on another level, no callback says so until the next edge
+  /// outside the window (check value(), or use GpioLine's kernel debounce).
+  Seconds debounce = 0.0;
+};
+
+namespace detail {
+
+/// An owned file descriptor: closes on destruction. Not copyable.
+class OwnedFd {
+ public:
+  OwnedFd() noexcept = default;
+  explicit OwnedFd(int fd) noexcept : fd_(fd) {}
+  OwnedFd(OwnedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  OwnedFd& operator=(OwnedFd&& other) noexcept {
+    if (this != &other) reset(std::exchange(other.fd_, -1));
+    return *this;
+  }
+  ~OwnedFd() { reset(); }
+  int get() const noexcept { return fd_; }
+  void reset(int fd = -1) noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+struct GpioTrampoline;
+
+}  // namespace detail
+
+/// Calls back on the selected edges of a sysfs GPIO input: revents PRI, with
+/// value() already updated; ERR once if `value` can no longer be read (the
+/// watcher has then stopped itself; error() says why).
+class Gpio final : public detail::Watcher<Gpio> {
+ public:
+  /// @brief Sets up `line` under config.sysfs_root (export, direction=in,
+  ///        active_low, edge, open `value`, priming read). The watcher is stopped.
+  /// @param line the global GPIO number, as written to `export`.
+  /// @throws std::invalid_argument if line < 0, config.edge is not an Edge,
+  ///         config.debounce is negative or not finite, sysfs_root is empty,
+  ///         or cb is empty;
+  ///         std::system_error with the kernel's errno and a message naming the
+  ///         line and the file, e.g. "evw::Gpio: line 17: write
+  ///         /sys/class/gpio/gpio17/edge: Invalid argument" (EINVAL from
+  ///         `export` for a line no chip has, ENOENT for a wrong sysfs_root,
+  ///         EBUSY if the line is held by another consumer, EACCES, ...).
+  Gpio(Loop& loop, int line, GpioConfig config, Callback cb);
+  /// @brief The line with the default GpioConfig (both edges, /sys/class/gpio).
+  Gpio(Loop& loop, int line, Callback cb) : Gpio(loop, line, GpioConfig{}, std::move(cb)) {}
+  /// Stops, closes `value`, and unexports the line if this watcher exported it.
+  ~Gpio();
+
+  /// @brief Switch to another line and/or configuration; allowed while active
+  ///        or pending (restarts, keeps a pending event, delivered once after).
+  ///        The same line under the same root is reconfigured in place; another
+  ///        one is set up first and only then replaces the old one (which is
+  ///        unexported if this watcher exported it).
+  /// @throws as the constructor; on failure to set up another line the
+  ///         watcher keeps its old line.
+  void set(int line, GpioConfig config);
+  /// @brief Same line, other configuration.
+  void set(GpioConfig config) { set(line_, std::move(config)); }
+
+  /// The GPIO number.
+  int line() const noexcept { return line_; }
+  /// The logical level (0 or 1) read at setup and after each event.
+  int value() const noexcept { return value_; }
+  const GpioConfig& config() const noexcept { return config_; }
+  /// True if this watcher exported the line (and will unexport it).
+  bool exported() const noexcept { return exported_; }
+  /// Edges swallowed by the debounce filter so far.
+  std::uint64_t debounced() const noexcept { return debounced_; }
+  /// Why the watcher stopped itself with ERR (reading `value` failed), else empty.
+  std::error_code error() const noexcept { return error_; }
+  /// The open `value` file (owned by the watcher).
+  int fd() const noexcept { return value_fd_.get(); }
+
+ private:
+  friend struct detail::GpioTrampoline;
+  struct Setup;
+
+  // @throws std::system_error (EMFILE for the loop's queue, EPERM, ...).
+  void start_impl() override;
+  void stop_impl() noexcept override;
+  bool active_impl() const noexcept override { return node_.linked; }
+  void adopt(Setup&& setup) noexcept;
+  void release_line() noexcept;
+  void on_condition(int revents) noexcept;
+
+  detail::EvStorage<32> ev_;  // only ever fed by the loop's EPOLLPRI table
+  detail::ExceptNode node_;
+  GpioConfig config_;
+  int line_ = -1;
+  detail::OwnedFd value_fd_;
+  bool exported_ = false;
+  int value_ = 0;
+  bool delivered_once_ = false;
+  double last_delivered_ = 0;  // CLOCK_MONOTONIC seconds of the last delivered edge
+  std::uint64_t debounced_ = 0;
+  std::error_code error_;
+};
+
+}  // namespace evw
