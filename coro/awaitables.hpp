@@ -1,0 +1,221 @@
+// evw coroutine awaitables — wait on a watcher from a coroutine:
+//
+//   int revents = co_await evw::readable(loop, fd);     // READ (Io)
+//   co_await evw::writable(loop, fd);                   // WRITE (Io)
+//   co_await evw::urgent(loop, fd);                     // EPOLLPRI (Priority): PRI, HUP or ERR
+//   co_await evw::sleep(loop, 250ms);                   // TIMER (Timer)
+//   co_await evw::signal(loop, SIGTERM);                // SIGNAL (Signal)
+//   evw::Watch<evw::Gpio> button(loop, 17, config);     // a watcher awaited many times:
+//   co_await button.next();                             //   PRI, then button->value()
+//
+// Each awaitable owns its watcher: it is created and started when the
+// coroutine suspends, stopped by the event that resumes it, and destroyed with
+// the awaitable at the end of the co_await expression. Destroying the
+// suspended coroutine (its Task, or the Loop for spawned tasks) destroys the
+// watcher, so a cancelled wait never resumes anything.
+//
+// Caveats:
+// - Each co_await creates and starts a fresh watcher; the event semantics are
+//   the watcher's (Io and Priority are level-triggered: read the data, or the
+//   next await returns at once). Watcher errors (bad fd, EPERM from epoll for
+//   urgent() on a regular file, a signal owned by another loop) are thrown at
+//   the co_await.
+// - signal(): the signal is caught only while a coroutine awaits it. In
+//   between, its old disposition is back (for SIGTERM/SIGINT: terminate), and
+//   a signal sent meanwhile is not remembered. Keep one awaiter waiting (as
+//   the examples do) or use an evw::Signal watcher for a steady handler.
+// - An awaitable may be moved until it is awaited, not while awaited.
+// - The loop must outlive the wait: if the Loop is destroyed first, the watcher
+//   is detached and the coroutine is never resumed (destroying its Task is
+//   still safe).
+#pragma once
+
+#include <coroutine>
+#include <optional>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "../core/events.hpp"
+#include "../core/loop.hpp"
+#include "../core/time.hpp"
+#include "../watchers/io.hpp"
+#include "../watchers/priority.hpp"
+#include "../watchers/signal.hpp"
+#include "../watchers/timer.hpp"
+#include "task.hpp"
+
+namespace evw {
+
+namespace detail {
+
+/// Awaits one event of a watcher of type W built from (loop, args..., callback).
+template <class W, class... Args>
+class WatcherAwaitable {
+ public:
+  explicit WatcherAwaitable(Loop& loop, Args... args) : loop_(&loop), args_(std::move(args)...) {}
+  // Moves the arguments only: an awaitable is moved before it is awaited
+  // (the watcher, which libev knows by address, does not exist yet).
+  WatcherAwaitable(WatcherAwaitable&& other) noexcept(
+      std::is_nothrow_move_constructible_v<std::tuple<Args...>>)
+      : loop_(other.loop_), args_(std::move(other.args_)) {}
+  WatcherAwaitable& operator=(WatcherAwaitable&&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> awaiting) {
+    watcher_.reset();  // awaited again: a fresh watcher
+    std::apply(
+        [&](const Args&... args) {
+          watcher_.emplace(*loop_, args..., [this, awaiting](W& w, int revents) {
+            revents_ = revents;
+            w.stop();
+            resume_from_loop(awaiting);  // may destroy *this: touch nothing after
+          });
+        },
+        args_);
+    watcher_->start();  // if it throws, the exception comes out of co_await
+  }
+  /// The revents of the event that ended the wait.
+  int await_resume() const noexcept { return revents_; }
+
+  /// The watcher while awaited (e.g. to set its priority), else nullptr.
+  W* watcher() noexcept { return watcher_ ? &*watcher_ : nullptr; }
+
+ private:
+  Loop* loop_;
+  std::tuple<Args...> args_;
+  std::optional<W> watcher_;  // destroyed (stopped) with the awaitable: cancels the wait
+  int revents_ = 0;
+};
+
+}  // namespace detail
+
+/// @brief Wait until fd is readable (an Io watcher for READ).
+/// @return the revents: READ.
+/// @throws (at co_await) std::invalid_argument if fd < 0; std::system_error
+///         (EBADF) if fd is not open.
+[[nodiscard]] inline auto readable(Loop& loop, int fd) {
+  return detail::WatcherAwaitable<Io, int, int>(loop, fd, READ);
+}
+
+/// @brief Wait until fd is writable (an Io watcher for WRITE).
+/// @return the revents: WRITE.
+/// @throws as readable().
+[[nodiscard]] inline auto writable(Loop& loop, int fd) {
+  return detail::WatcherAwaitable<Io, int, int>(loop, fd, WRITE);
+}
+
+/// @brief Wait for an exceptional condition (EPOLLPRI) on fd, e.g. TCP urgent
+/// data or a sysfs GPIO edge (a Priority watcher). Clear the condition before
+/// awaiting again (recv(fd, &c, 1, MSG_OOB) for urgent data).
+/// @return the revents: PRI, or HUP / ERR.
+/// @throws (at co_await) std::invalid_argument if fd < 0; std::system_error
+///         for fds epoll refuses (EPERM for regular files, EBADF).
+[[nodiscard]] inline auto urgent(Loop& loop, int fd) {
+  return detail::WatcherAwaitable<Priority, int>(loop, fd);
+}
+
+/// @brief Wait for `duration` (seconds or a std::chrono duration) of loop time
+/// (a one-shot Timer). A duration <= 0 resumes in the next loop iteration.
+/// @return the revents: TIMER.
+/// @throws (at co_await) std::invalid_argument if duration is not finite.
+[[nodiscard]] inline auto sleep(Loop& loop, Seconds duration) {
+  return detail::WatcherAwaitable<Timer, Seconds, Seconds>(loop, duration, Seconds(0.0));
+}
+
+/// @brief Wait until signum is received (a Signal watcher). The signal is
+/// caught only while awaited (see the caveats above).
+/// @return the revents: SIGNAL.
+/// @throws (at co_await) std::invalid_argument for a bad signal number;
+///         std::logic_error if another loop watches the signal.
+[[nodiscard]] inline auto signal(Loop& loop, int signum) {
+  return detail::WatcherAwaitable<Signal, int>(loop, signum);
+}
+
+/// @brief A watcher of type W that coroutines await again and again, one
+/// event at a time: `co_await watch.next()`. For watchers with state worth
+/// keeping between events, e.g. a Gpio (constructing one exports the line).
+///
+/// The watcher runs only while a coroutine awaits next(): next() starts it and
+/// the event stops it, so level-triggered watchers do not spin while the
+/// coroutine is busy elsewhere. What happens meanwhile is the watcher's: a
+/// sysfs Gpio reports an edge that came meanwhile at the next start; an Io
+/// reports data that is still unread. One coroutine at a time may await it.
+/// Destroying the Watch while a coroutine awaits it leaves that coroutine
+/// suspended for good (destroying its Task is still safe).
+template <class W>
+class Watch {
+ public:
+  /// @brief Construct the watcher as `W(loop, args..., callback)`, stopped.
+  /// @throws what W's constructor throws.
+  template <class... Args>
+  explicit Watch(Loop& loop, Args&&... args)
+      : watcher_(loop, std::forward<Args>(args)..., [this](W& w, int revents) {
+          w.stop();
+          if (Next* next = std::exchange(next_, nullptr)) {
+            next->revents_ = revents;
+            next->watch_ = nullptr;
+            detail::resume_from_loop(next->awaiting_);  // may destroy this Watch: touch nothing after
+          }
+        }) {}
+  ~Watch() {
+    if (next_ != nullptr) next_->watch_ = nullptr;
+  }
+  Watch(const Watch&) = delete;
+  Watch& operator=(const Watch&) = delete;
+
+  /// The watcher (e.g. for value(), set(), set_priority()).
+  W& watcher() noexcept { return watcher_; }
+  const W& watcher() const noexcept { return watcher_; }
+  W* operator->() noexcept { return &watcher_; }
+  const W* operator->() const noexcept { return &watcher_; }
+
+  /// The awaitable returned by next().
+  class Next {
+   public:
+    explicit Next(Watch& watch) noexcept : watch_(&watch) {}
+    Next(Next&& other) noexcept : watch_(std::exchange(other.watch_, nullptr)) {}
+    Next& operator=(Next&&) = delete;
+    ~Next() {
+      // Cancelled while suspended: give the watcher back, stopped.
+      if (watch_ != nullptr && watch_->next_ == this) {
+        watch_->next_ = nullptr;
+        watch_->watcher_.stop();
+      }
+    }
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> awaiting) {
+      if (watch_ == nullptr) throw std::logic_error("evw::Watch: next() awaited twice");
+      if (watch_->next_ != nullptr)
+        throw std::logic_error("evw::Watch: next() is already awaited by another coroutine");
+      awaiting_ = awaiting;
+      watch_->next_ = this;
+      try {
+        watch_->watcher_.start();
+      } catch (...) {
+        watch_->next_ = nullptr;
+        throw;
+      }
+    }
+    /// The revents of the event.
+    int await_resume() const noexcept { return revents_; }
+
+   private:
+    friend class Watch;
+    Watch* watch_;
+    std::coroutine_handle<> awaiting_;
+    int revents_ = 0;
+  };
+
+  /// @brief Await the watcher's next event; returns its revents.
+  /// @throws (at co_await) what W::start() throws; std::logic_error if another
+  ///         coroutine is awaiting this Watch.
+  [[nodiscard]] Next next() noexcept { return Next(*this); }
+
+ private:
+  W watcher_;
+  Next* next_ = nullptr;  // the suspended await, if any
+};
+
+}  // namespace evw

@@ -1,0 +1,13 @@
+// evw coroutines — the umbrella header of the coroutine layer:
+//   #include <evw/coro/coro.hpp>
+//
+// Straight-line code over evw's watchers: evw::Task<T>, evw::spawn,
+// evw::sync_wait, the awaitables (readable, writable, urgent, sleep, signal,
+// Watch<W>) and the combinators (when_all, when_any, with_timeout). A layer on
+// top of the callback API, which it does not change. Caveats are in each header.
+#pragma once
+
+#include "awaitables.hpp"
+#include "spawn.hpp"
+#include "task.hpp"
+#include "when.hpp"

@@ -1,0 +1,229 @@
+// evw::Task<T> — a lazy C++20 coroutine whose result (or exception) is
+// delivered to whoever awaits it.
+//
+// A Task does nothing until it is awaited (`co_await std::move(task)`), passed
+// to evw::spawn, or run by evw::sync_wait. It owns its coroutine frame:
+// destroying a Task that is suspended cancels it — its locals are destroyed,
+// so every watcher it (or a task it awaits) was waiting on is stopped, and it
+// is never resumed. A task that ends hands control straight back to the
+// coroutine awaiting it (symmetric transfer); one that ends without ever
+// suspending returns to it without a resume, so loops of such awaits do not
+// grow the stack, also in -O0 and sanitizer builds.
+//
+// Caveats: a Task is move-only and can be awaited once (a second await throws
+// std::logic_error). Tasks are resumed from the loop's callbacks, so they run
+// on the loop's thread. Reference results (Task<T&>) are not supported: return
+// a pointer or std::reference_wrapper. Never destroy a Task from inside its own
+// body (or a task it awaits): that frees the running frame.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+namespace evw {
+
+template <class T = void>
+class Task;
+
+namespace detail {
+
+template <class T>
+class TaskPromise;
+
+// An exception that ended a spawned (detached) task, parked between the final
+// step of the task and the loop callback that resumed it (see resume_from_loop).
+inline std::exception_ptr& detached_error() noexcept {
+  static thread_local std::exception_ptr error;
+  return error;
+}
+
+// Resume a coroutine from inside a loop callback. If, on the way, a spawned
+// task ended with an exception, throw it here, inside the callback: the loop
+// captures it and Loop::run() rethrows it, as for any callback's exception.
+// Touches nothing but h (a copy) and a thread-local: the resumed coroutine may
+// destroy the watcher, and so the callback, that is calling this.
+inline void resume_from_loop(std::coroutine_handle<> h) {
+  h.resume();
+  if (std::exception_ptr& error = detached_error(); error) [[unlikely]]
+    std::rethrow_exception(std::exchange(error, nullptr));
+}
+
+struct TaskAccess;
+
+class TaskPromiseBase {
+ public:
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+
+  // Hand control to the awaiting coroutine (symmetric transfer), or back to
+  // whoever resumed this one: the awaiter's await_suspend if the task ended
+  // without suspending (it then goes on without suspending the awaiting
+  // coroutine), else sync_wait or the loop callback.
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
+      TaskPromiseBase& p = h.promise();
+      if (p.starting_ || !p.continuation_) return std::noop_coroutine();
+      return p.continuation_;
+    }
+    void await_resume() const noexcept {}
+  };
+  FinalAwaiter final_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept { error_ = std::current_exception(); }
+
+  // Run the task on behalf of `awaiting`, until it suspends or ends.
+  // @return false if it ended: the awaiting coroutine goes on at once.
+  // A resume and not a symmetric transfer: with GCC, symmetric transfer is a
+  // tail call only when optimizing without sanitizers, and a loop of awaits of
+  // tasks that end at once would grow the stack at -O0 or under ASan.
+  template <class P>
+  bool start(std::coroutine_handle<P> self, std::coroutine_handle<> awaiting) {
+    continuation_ = awaiting;
+    starting_ = true;
+    self.resume();
+    starting_ = false;
+    return !self.done();
+  }
+
+ protected:
+  void check_result() {
+    if (taken_)
+      throw std::logic_error("evw::Task: awaited twice (its result was already taken)");
+    taken_ = true;
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  }
+
+ private:
+  std::coroutine_handle<> continuation_;
+  std::exception_ptr error_;
+  bool starting_ = false;  // inside start(): an end returns there
+  bool taken_ = false;
+};
+
+template <class T>
+class TaskPromise final : public TaskPromiseBase {
+ public:
+  Task<T> get_return_object() noexcept;
+  template <class U = T>
+    requires std::is_constructible_v<T, U&&>
+  void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    value_.emplace(std::forward<U>(value));
+  }
+  T take() {
+    check_result();
+    return std::move(*value_);
+  }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class TaskPromise<void> final : public TaskPromiseBase {
+ public:
+  Task<void> get_return_object() noexcept;
+  void return_void() const noexcept {}
+  void take() { check_result(); }
+};
+
+}  // namespace detail
+
+/// @brief A lazy coroutine producing a T (or void). Write a coroutine that
+/// returns `evw::Task<T>` and `co_return` a T; `co_await` it from another task
+/// to get the T or the exception it ended with.
+template <class T>
+class [[nodiscard]] Task {
+  static_assert(!std::is_reference_v<T>,
+                "evw::Task<T&> is not supported: return a pointer or std::reference_wrapper");
+
+ public:
+  using promise_type = detail::TaskPromise<T>;
+  using value_type = T;
+
+  /// @brief An empty task (awaiting it throws std::logic_error).
+  Task() noexcept = default;
+  Task(Task&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      reset();
+      h_ = std::exchange(other.h_, nullptr);
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  /// @brief Frees the frame; a suspended task is cancelled (never resumed).
+  ~Task() { reset(); }
+
+  /// @brief True unless empty (default-constructed or moved from).
+  explicit operator bool() const noexcept { return static_cast<bool>(h_); }
+  /// @brief True once the task has run to its end (returned or thrown).
+  bool done() const noexcept { return h_ && h_.done(); }
+
+  class Awaiter {
+   public:
+    explicit Awaiter(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+    bool await_ready() const {
+      if (!h_) throw std::logic_error("evw::Task: awaiting an empty task");
+      return h_.done();
+    }
+    bool await_suspend(std::coroutine_handle<> awaiting) const noexcept {
+      return h_.promise().start(h_, awaiting);
+    }
+    T await_resume() const { return h_.promise().take(); }
+
+   private:
+    std::coroutine_handle<promise_type> h_;
+  };
+
+  /// @brief Run the task and get its result; its exception is rethrown.
+  /// @throws std::logic_error if the task is empty or was awaited before.
+  Awaiter operator co_await() & noexcept { return Awaiter(h_); }
+  Awaiter operator co_await() && noexcept { return Awaiter(h_); }
+
+ private:
+  friend class detail::TaskPromise<T>;
+  friend struct detail::TaskAccess;
+  explicit Task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+  void reset() noexcept {
+    if (h_) std::exchange(h_, nullptr).destroy();
+  }
+
+  std::coroutine_handle<promise_type> h_;
+};
+
+namespace detail {
+
+template <class T>
+Task<T> TaskPromise<T>::get_return_object() noexcept {
+  return Task<T>(std::coroutine_handle<TaskPromise<T>>::from_promise(*this));
+}
+
+inline Task<void> TaskPromise<void>::get_return_object() noexcept {
+  return Task<void>(std::coroutine_handle<TaskPromise<void>>::from_promise(*this));
+}
+
+// For evw's own coroutine machinery (spawn, sync_wait): reach the frame.
+struct TaskAccess {
+  template <class T>
+  static std::coroutine_handle<TaskPromise<T>> handle(const Task<T>& task) noexcept {
+    return task.h_;
+  }
+};
+
+template <class T>
+struct IsTask : std::false_type {};
+template <class T>
+struct IsTask<Task<T>> : std::true_type {};
+
+}  // namespace detail
+
+/// True for evw::Task<T> types.
+template <class T>
+inline constexpr bool is_task_v = detail::IsTask<std::remove_cvref_t<T>>::value;
+
+}  // namespace evw
