@@ -1,0 +1,64 @@
+# bench/bench.mk: the benchmarks behind `make bench` (see bench/README.md).
+#
+# Included by the top-level Makefile, which defines BUILD, CXX and the static library
+# $(BUILD)/libevw.a with its headers staged under $(BUILD)/include. Paths are relative to the
+# repository root, where make runs.
+#
+# The programs build with their own flags, never CXXFLAGS: they must be optimised and free of
+# sanitizers whatever the build of the library under test uses.
+
+# Included before the Makefile's first target: keep `all` the default goal.
+bench_default_goal := $(.DEFAULT_GOAL)
+
+BENCH_BIN      := $(BUILD)/bench
+BENCH_CFLAGS   := -std=gnu11 -D_GNU_SOURCE -O2 -g -DNDEBUG -Wall -Wextra
+BENCH_CXXFLAGS := -std=c++20 -O2 -g -DNDEBUG -Wall -Wextra
+
+# A sanitized library cannot be linked into (or fairly compared by) these programs.
+ifneq ($(SAN),)
+.PHONY: bench bench-build
+bench bench-build:
+	@echo "bench: not with SAN=$(SAN); run plain 'make bench'" >&2; exit 1
+else
+
+# One program per (workload, event loop); the pipe-chain programs take -t for the +timer variant.
+BENCH_PROGS := pipe_epoll pipe_libev pipe_evpp pipe_libuv pipe_libevent \
+               oob_epoll oob_libev_nested oob_libuv
+
+# The evw programs join as soon as the watchers they use exist in the tree.
+BENCH_EVW_PROGS := \
+    $(if $(and $(wildcard watchers/io.hpp),$(wildcard watchers/timer.hpp)),pipe_evw) \
+    $(if $(shell grep -ls 'class Priority\b' watchers/*.hpp 2>/dev/null),oob_evw)
+BENCH_EVW_PROGS := $(strip $(BENCH_EVW_PROGS))
+
+BENCH_LIBS_pipe_libev       := -lev
+BENCH_LIBS_pipe_evpp        := -lev
+BENCH_LIBS_pipe_libuv       := -luv
+BENCH_LIBS_pipe_libevent    := -levent_core
+BENCH_LIBS_oob_libev_nested := -lev
+BENCH_LIBS_oob_libuv        := -luv
+
+.PHONY: bench bench-build
+
+bench-build: $(addprefix $(BENCH_BIN)/,$(BENCH_PROGS) $(BENCH_EVW_PROGS))
+
+bench: bench-build
+	bench/run.sh $(BUILD)
+
+$(BENCH_BIN):
+	mkdir -p $@
+
+$(BENCH_BIN)/%: bench/%.c bench/common.h | $(BENCH_BIN)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(BENCH_LIBS_$*)
+
+$(BENCH_BIN)/%: bench/%.cpp bench/common.h | $(BENCH_BIN)
+	$(CXX) $(BENCH_CXXFLAGS) -o $@ $< $(BENCH_LIBS_$*)
+
+ifneq ($(BENCH_EVW_PROGS),)
+$(addprefix $(BENCH_BIN)/,$(BENCH_EVW_PROGS)): $(BENCH_BIN)/%: bench/%.cpp bench/common.h \
+                                                 $(BUILD)/libevw.a | $(BENCH_BIN)
+	$(CXX) $(BENCH_CXXFLAGS) -I$(BUILD)/include -o $@ $< $(BUILD)/libevw.a -lev
+endif
+endif
+
+.DEFAULT_GOAL := $(bench_default_goal)

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# bench/run.sh [BUILD]: run every benchmark and print the Markdown tables of bench/README.md.
+#
+# Each program runs twice:
+#   - under callgrind with --instr-atstart=no; the program switches instrumentation on around its
+#     measured loop only (CALLGRIND_START/STOP_INSTRUMENTATION in bench/common.h), so the total
+#     Ir of the profile is the user-space instructions of exactly that loop (kernel time is not
+#     counted, syscalls cost the few instructions of their libc wrapper). Divided by the events
+#     the program reports, that is the figure the tables compare; it repeats to a few
+#     instructions on any machine load.
+#   - natively, BENCH_WALL_RUNS times (default 3), for the noisy wall-clock column (best run),
+#     peak RSS and the number of open fds.
+# A program that fails or handles a number of events other than its budget makes the script
+# exit non-zero. The targets are reported as PASS/FAIL and never fail the script.
+#
+# Environment: PIPE_N PIPE_A PIPE_EVENTS OOB_N OOB_A OOB_EVENTS BENCH_WALL_RUNS, VALGRIND.
+set -u
+
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$BUILD"
+BUILD=$(cd "$BUILD" && pwd)
+BIN=$BUILD/bench
+OUT=$BIN/out
+RESULTS=$BIN/results.md
+
+PIPE_N=${PIPE_N:-1000}
+PIPE_A=${PIPE_A:-100}
+PIPE_EVENTS=${PIPE_EVENTS:-100000}
+OOB_N=${OOB_N:-200}
+OOB_A=${OOB_A:-10}
+OOB_EVENTS=${OOB_EVENTS:-20000}
+BENCH_WALL_RUNS=${BENCH_WALL_RUNS:-3}
+VALGRIND=${VALGRIND:-valgrind}
+
+# Targets the project must meet (ratios of instructions per event).
+TARGET_IO_VS_LIBEV=1.07
+TARGET_PRI_VS_NESTED=1.10
+TARGET_PRI_VS_LIBUV=0.75
+
+# Build what is missing when run by hand; under make, `bench` already depends on `bench-build`.
+if [ -z "${MAKELEVEL:-}" ]; then
+    if [ -f "$ROOT/Makefile" ]; then
+        make -s -C "$ROOT" BUILD="$BUILD" bench-build || exit 1
+    else
+        make -s -C "$ROOT" -f bench/bench.mk BUILD="$BUILD" bench-build || exit 1
+    fi
+fi
+
+if ! command -v "$VALGRIND" >/dev/null 2>&1; then
+    echo "run.sh: valgrind not found (set VALGRIND=...)" >&2
+    exit 1
+fi
+
+mkdir -p "$OUT"
+failed=0
+
+# field KEY LINE: the value of key=value in a report line.
+field() {
+    local key=$1 line=$2 kv
+    for kv in $line; do
+        case $kv in "$key="*) echo "${kv#*=}"; return ;; esac
+    done
+}
+
+# measure TAG PROG EVENTS ARGS...: sets IR (per event), WALL (ns per event), RSS, FDS, STATUS.
+measure() {
+    local tag=$1 prog=$2 budget=$3
+    shift 3
+    IR="" WALL="" RSS="" FDS="" STATUS=ok
+    if [ ! -x "$BIN/$prog" ]; then
+        STATUS="not built"
+        return
+    fi
+    echo "bench: $tag" >&2
+    local log=$OUT/$tag.log cg=$OUT/$tag.callgrind line events spurious total
+    if ! line=$("$VALGRIND" -q --tool=callgrind --instr-atstart=no \
+                --callgrind-out-file="$cg" "$BIN/$prog" "$@" 2>"$log"); then
+        STATUS="failed under callgrind, see $log"
+        failed=1
+        return
+    fi
+    events=$(field events "$line")
+    spurious=$(field spurious "$line")
+    if [ "$events" != "$budget" ]; then
+        STATUS="handled $events of $budget events"
+        failed=1
+        return
+    fi
+    total=$(awk '/^totals:/ { print $2 }' "$cg")
+    if [ -z "$total" ]; then
+        STATUS="no totals in $cg"
+        failed=1
+        return
+    fi
+    IR=$(awk -v t="$total" -v e="$events" 'BEGIN { printf "%.1f", t / e }')
+    [ "$spurious" = 0 ] || STATUS="$spurious spurious wake-ups"
+
+    local best="" run wall
+    for run in $(seq "$BENCH_WALL_RUNS"); do
+        if ! line=$("$BIN/$prog" "$@" 2>>"$log"); then
+            STATUS="failed natively, see $log"
+            failed=1
+            return
+        fi
+        wall=$(field wall_ns "$line")
+        if [ -z "$best" ] || [ "$wall" -lt "$best" ]; then best=$wall; fi
+        RSS=$(field maxrss_kb "$line")
+        FDS=$(field fds "$line")
+    done
+    WALL=$(awk -v w="$best" -v e="$budget" 'BEGIN { printf "%.0f", w / e }')
+}
+
+ratio() { # ratio A B -> "1.03×", or "–" when either is missing
+    if [ -n "$1" ] && [ -n "$2" ]; then
+        awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'
+    else
+        echo "–"
+    fi
+}
+
+check() { # check A B LIMIT -> PASS/FAIL for A/B <= LIMIT
+    if [ -n "$1" ] && [ -n "$2" ]; then
+        awk -v a="$1" -v b="$2" -v l="$3" \
+            'BEGIN { r = a / b; printf "%s (≤ %.2f×)", (r <= l + 1e-9) ? "PASS" : "FAIL", l }'
+    else
+        echo "–"
+    fi
+}
+
+# A table: rows are "label|prog|extra args"; REF and UV name the labels the ratios divide by.
+# TARGETS (a function name) prints the target cell for a row label.
+table() {
+    local title=$1 ref=$2 reflabel=$3 budget=$4 targets=$5 args=$6
+    shift 6
+    local -A ir=() wall=() rss=() fds=() status=()
+    local row label prog extra
+    for row in "$@"; do
+        IFS='|' read -r label prog extra <<<"$row"
+        # shellcheck disable=SC2086
+        measure "$prog${extra:+_timer}" "$prog" "$budget" $args $extra
+        ir[$label]=$IR wall[$label]=$WALL rss[$label]=$RSS fds[$label]=$FDS status[$label]=$STATUS
+    done
+    echo
+    echo "### $title"
+    echo
+    echo "| implementation | instructions/event | vs $reflabel | vs libuv | target | wall ns/event (noisy) | peak RSS (KiB) | fds |"
+    echo "|---|---:|---:|---:|---|---:|---:|---:|"
+    for row in "$@"; do
+        IFS='|' read -r label prog extra <<<"$row"
+        if [ -z "${ir[$label]}" ]; then
+            echo "| $label | ${status[$label]} | | | | | | |"
+            continue
+        fi
+        local note=""
+        [ "${status[$label]}" = ok ] || note=" (${status[$label]})"
+        echo "| $label$note | ${ir[$label]} | $(ratio "${ir[$label]}" "${ir[$ref]:-}") |" \
+             "$(ratio "${ir[$label]}" "${ir[libuv]:-}") | $($targets "$label" "${ir[$label]}" "${ir[$ref]:-}" "${ir[libuv]:-}") |" \
+             "${wall[$label]} | ${rss[$label]} | ${fds[$label]} |"
+    done
+}
+
+targets_pipe() { # label ir ref uv
+    case $1 in evw) check "$2" "$3" "$TARGET_IO_VS_LIBEV" ;; *) echo "" ;; esac
+}
+targets_none() { echo ""; }
+targets_oob() {
+    case $1 in
+    evw) echo "$(check "$2" "$3" "$TARGET_PRI_VS_NESTED") vs nested; $(check "$2" "$4" "$TARGET_PRI_VS_LIBUV") vs libuv" ;;
+    *) echo "" ;;
+    esac
+}
+
+machine() {
+    local cpu
+    cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'); ${cpu:-unknown CPU}, $(nproc) CPUs; Linux $(uname -r);" \
+         "$(${CC:-cc} --version 2>/dev/null | head -n1); $("$VALGRIND" --version);" \
+         "libev $(pkg_version libev-dev), libuv $(pkg_version libuv1-dev), libevent $(pkg_version libevent-dev)"
+}
+pkg_version() {
+    dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"
+}
+
+{
+    echo "## evw benchmarks"
+    echo
+    echo "$(machine)"
+    echo
+    echo "User-space instructions per event (callgrind Ir of the measured loop / events), lower is better."
+
+    table "Workload 1: pipe chain (N=$PIPE_N socketpairs, A=$PIPE_A active, $PIPE_EVENTS events)" \
+        "raw libev" "raw libev" "$PIPE_EVENTS" targets_pipe "-n $PIPE_N -a $PIPE_A -e $PIPE_EVENTS" \
+        "raw epoll (floor)|pipe_epoll|" \
+        "raw libev|pipe_libev|" \
+        "ev++.h|pipe_evpp|" \
+        "libuv|pipe_libuv|" \
+        "libevent|pipe_libevent|" \
+        "evw|pipe_evw|"
+
+    table "Workload 1 +timer: pipe chain, a per-pair timeout re-armed on every event" \
+        "raw libev" "raw libev" "$PIPE_EVENTS" targets_none "-n $PIPE_N -a $PIPE_A -e $PIPE_EVENTS" \
+        "raw libev|pipe_libev| -t" \
+        "ev++.h|pipe_evpp| -t" \
+        "libuv|pipe_libuv| -t" \
+        "libevent|pipe_libevent| -t" \
+        "evw|pipe_evw| -t"
+
+    table "Workload 2: urgent-data chain (N=$OOB_N loopback TCP connections, A=$OOB_A active, $OOB_EVENTS events)" \
+        "nested epoll on libev" "nested epoll" "$OOB_EVENTS" targets_oob "-n $OOB_N -a $OOB_A -e $OOB_EVENTS" \
+        "raw epoll EPOLLPRI (floor)|oob_epoll|" \
+        "nested epoll on libev|oob_libev_nested|" \
+        "libuv|oob_libuv|" \
+        "evw|oob_evw|"
+
+    echo
+    echo "Targets: evw Io ≤ $TARGET_IO_VS_LIBEV× raw libev (workload 1);" \
+         "evw Priority ≤ $TARGET_PRI_VS_NESTED× nested epoll and ≤ $TARGET_PRI_VS_LIBUV× libuv (workload 2)."
+    echo "Wall clock: best of $BENCH_WALL_RUNS native runs of the measured loop, kernel time included; noisy."
+} >"$RESULTS"
+
+cat "$RESULTS"
+echo
+echo "(written to $RESULTS; callgrind profiles and logs in $OUT)"
+exit $failed
