@@ -12,6 +12,12 @@
 
 namespace evw::detail {
 
+// Bumped whenever evw puts an event into a libev pending queue from outside
+// libev's own dispatch (feed, thaw, a re-feed after an exception). The
+// EPOLLPRI table's direct dispatch checks libev's pending count only when it
+// moved. (One loop is used from one thread, so a thread-local is enough.)
+inline thread_local unsigned feed_epoch = 0;
+
 struct Access {
   static Loop* loop(const WatcherBase& w) noexcept { return w.loop_; }
   static void* ev(const WatcherBase& w) noexcept { return w.ev_; }

@@ -1,6 +1,9 @@
-// evw — the link between a watcher and its loop's exceptional-condition
-// backend (EPOLLPRI). Used by Priority and Gpio; not for applications.
+// evw — the base of watchers on the loop's exceptional-condition backend
+// (EPOLLPRI): Priority and Gpio. Not for applications.
 #pragma once
+
+#include "loop.hpp"
+#include "watcher.hpp"
 
 namespace evw::detail {
 
@@ -10,10 +13,31 @@ class PriorityTable;
 /// Nodes on the same fd form a list; the fd is registered with the kernel once.
 struct ExceptNode {
   int fd = -1;
-  void* ev = nullptr;  // the libev watcher fed when the fd is ready
+  void* ev = nullptr;  // the libev watcher invoked (or fed) when the fd is ready
   ExceptNode* prev = nullptr;
   ExceptNode* next = nullptr;
   bool linked = false;
+  int queued = 0;  // revents waiting in a direct-dispatch batch (see priority_table.cpp)
+};
+
+// Out of line, in priority_table.cpp.
+void except_start(Loop& loop, ExceptNode& node);
+void except_stop(Loop& loop, ExceptNode& node) noexcept;
+int except_take_pending(Loop& loop, ExceptNode& node) noexcept;
+bool except_is_pending(const ExceptNode& node) noexcept;
+
+/// A watcher registered in its loop's PriorityTable instead of libev: the
+/// table decides when it is active and pending.
+template <class W>
+class ExceptWatcher : public Watcher<W> {
+ protected:
+  using Watcher<W>::Watcher;
+  void start_impl() override { except_start(this->loop(), node_); }
+  void stop_impl() noexcept override { except_stop(this->loop(), node_); }
+  bool active_impl() const noexcept override { return node_.linked; }
+  int take_pending() noexcept override { return except_take_pending(this->loop(), node_); }
+  bool pending_impl() const noexcept override { return except_is_pending(node_); }
+  ExceptNode node_;
 };
 
 }  // namespace evw::detail

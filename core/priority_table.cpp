@@ -8,6 +8,10 @@
 
 namespace evw::detail {
 
+static inline int priority_of(const ExceptNode* node) noexcept {
+  return ev_priority(static_cast<ev_watcher*>(node->ev));
+}
+
 PriorityTable& Access::make_priority_table(Loop& loop) {
   if (!loop.priority_) loop.priority_ = std::make_unique<PriorityTable>(loop.raw());
   return *loop.priority_;
@@ -38,6 +42,10 @@ void PriorityTable::add(ExceptNode& node) {
 
 void PriorityTable::remove(ExceptNode& node) noexcept {
   if (!node.linked) return;
+  for (Batch* batch = batch_; batch != nullptr; batch = batch->outer)
+    for (int i = 0; i < batch->count; ++i)
+      if (batch->nodes[i] == &node) batch->nodes[i] = nullptr;
+  node.queued = 0;
   if (node.prev != nullptr) node.prev->next = node.next;
   else heads_[node.fd] = node.next;
   if (node.next != nullptr) node.next->prev = node.prev;
@@ -47,17 +55,110 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
   if (--nodes_ == 0) ev_io_stop(loop_, &io_);
 }
 
+// Delivery must look exactly as if every ready watcher had been fed through
+// libev's pending queue (ev_feed_event): priority order across all watcher
+// types, a pending event kept by set(), cleared by stop(). Feeding costs two
+// trips through libev per event, so when nothing else is pending in this
+// iteration the watchers are called here directly, highest priority first,
+// which is the order libev would pick. As soon as anything else becomes
+// pending (a callback fed an event, ran the loop, ...) the rest is fed after
+// all, and libev orders it with the newcomer.
 void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
   auto* self = static_cast<PriorityTable*>(io->data);
-  constexpr int kBatch = 64;  // more stay ready and come next iteration
   ReadyFd ready[kBatch];
   const int n = self->backend_->drain(ready, kBatch);
+  if (n == 0) return;
+  // A callback of an outer on_ready runs the loop: libev orders the rest now.
+  if (self->batch_ != nullptr) self->spill(*self->batch_);
+  if (ev_pending_count(loop) != 0) {  // the drain itself is no longer counted
+    for (int i = 0; i < n; ++i) self->feed_fd(ready[i]);
+    return;
+  }
+  Batch batch;
+  batch.outer = self->batch_;
+  bool sorted = true;
+  int last_pri = MAXPRI;
   for (int i = 0; i < n; ++i) {
     const auto fd = static_cast<std::size_t>(ready[i].fd);
     if (fd >= self->heads_.size()) continue;
-    for (ExceptNode* node = self->heads_[fd]; node != nullptr; node = node->next)
-      ev_feed_event(loop, node->ev, ready[i].revents);
+    for (ExceptNode* node = self->heads_[fd]; node != nullptr; node = node->next) {
+      if (batch.count == kBatch) {
+        ev_feed_event(loop, node->ev, ready[i].revents);
+        continue;
+      }
+      const int pri = priority_of(node);
+      sorted &= pri <= last_pri;
+      last_pri = pri;
+      node->queued = ready[i].revents;
+      batch.nodes[batch.count++] = node;
+    }
   }
+  if (batch.count == 0) return;
+  if (!sorted) {  // highest priority first; insertion sort: batches are small
+    for (int i = 1; i < batch.count; ++i) {
+      ExceptNode* node = batch.nodes[i];
+      int j = i;
+      for (; j > 0 && priority_of(batch.nodes[j - 1]) < priority_of(node); --j)
+        batch.nodes[j] = batch.nodes[j - 1];
+      batch.nodes[j] = node;
+    }
+  }
+  self->batch_ = &batch;
+  unsigned epoch = feed_epoch;
+  for (int i = 0; i < batch.count; ++i) {
+    ExceptNode* node = batch.nodes[i];
+    if (node == nullptr) continue;  // stopped or destroyed by an earlier callback
+    batch.nodes[i] = nullptr;
+    const int revents = node->queued;
+    node->queued = 0;
+    if (revents == 0) continue;  // its pending event was cleared
+    auto* w = static_cast<ev_watcher*>(node->ev);
+    w->cb(loop, w, revents);  // exactly what libev's dispatch does
+    // Something was fed: if it is pending now, libev must order the rest.
+    if (feed_epoch != epoch) [[unlikely]] {
+      epoch = feed_epoch;
+      if (i + 1 < batch.count && ev_pending_count(loop) != 0) {
+        self->spill(batch);
+        break;
+      }
+    }
+  }
+  self->batch_ = batch.outer;
+}
+
+void PriorityTable::feed_fd(const ReadyFd& ready) noexcept {
+  const auto fd = static_cast<std::size_t>(ready.fd);
+  if (fd >= heads_.size()) return;
+  for (ExceptNode* node = heads_[fd]; node != nullptr; node = node->next)
+    ev_feed_event(loop_, node->ev, ready.revents);
+}
+
+void PriorityTable::spill(Batch& batch) noexcept {
+  for (int i = 0; i < batch.count; ++i) {
+    ExceptNode* node = batch.nodes[i];
+    if (node == nullptr) continue;
+    batch.nodes[i] = nullptr;
+    if (node->queued != 0) ev_feed_event(loop_, node->ev, node->queued);
+    node->queued = 0;
+  }
+}
+
+void except_start(Loop& loop, ExceptNode& node) { Access::make_priority_table(loop).add(node); }
+
+void except_stop(Loop& loop, ExceptNode& node) noexcept {
+  ev_clear_pending(loop.raw(), static_cast<ev_watcher*>(node.ev));
+  if (PriorityTable* table = Access::priority_table(loop)) table->remove(node);
+}
+
+int except_take_pending(Loop& loop, ExceptNode& node) noexcept {
+  int revents = ev_clear_pending(loop.raw(), static_cast<ev_watcher*>(node.ev));
+  revents |= node.queued;
+  node.queued = 0;
+  return revents;
+}
+
+bool except_is_pending(const ExceptNode& node) noexcept {
+  return node.queued != 0 || ev_is_pending(static_cast<ev_watcher*>(node.ev));
 }
 
 void PriorityTable::after_fork() {

@@ -3,9 +3,8 @@
 // One backend per loop, created with the first Priority/Gpio watcher. Its
 // pollable fd is watched by an internal ev_io at EV_MAXPRI, started only
 // while a node is registered (so run() still returns when nothing else is
-// left). When it fires, the ready fds are drained and every node on them is
-// fed through ev_feed_event: delivery goes through libev's pending queue, so
-// watcher priorities hold across all watcher types in the same iteration.
+// left). When it fires, the ready fds are drained and their watchers are
+// delivered in priority order (see on_ready for the two ways).
 #pragma once
 
 #include <ev.h>
@@ -33,14 +32,24 @@ class PriorityTable {
   std::size_t size() const noexcept { return nodes_; }
 
  private:
+  static constexpr int kBatch = 64;  // ready fds per drain; more come next iteration
+  // Watchers about to be called directly by one on_ready; entries are nulled
+  // when their watcher stops, so a callback may stop or destroy any of them.
+  struct Batch {
+    ExceptNode* nodes[kBatch];
+    int count = 0;
+    Batch* outer = nullptr;  // an on_ready further up the stack (a nested run())
+  };
   static void on_ready(struct ev_loop* loop, ev_io* io, int revents) noexcept;
-  void watch_backend() noexcept;
+  void spill(Batch& batch) noexcept;
+  void feed_fd(const ReadyFd& ready) noexcept;
 
   struct ev_loop* loop_;
   std::unique_ptr<ExceptBackend> backend_;
   ev_io io_;
   std::vector<ExceptNode*> heads_;  // indexed by fd
   std::size_t nodes_ = 0;
+  Batch* batch_ = nullptr;
 };
 
 }  // namespace evw::detail

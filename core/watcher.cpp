@@ -34,7 +34,7 @@ void WatcherBase::start() {
 
 void WatcherBase::stop() noexcept {
   if (loop_ == nullptr) return;
-  ev_clear_pending(loop_->raw(), as_ev(ev_));
+  take_pending();
   if (loop_->failed_) loop_->forget(*this);
   if (is_active()) stop_impl();
 }
@@ -43,9 +43,11 @@ bool WatcherBase::active_impl() const noexcept { return ev_is_active(as_ev(ev_))
 
 bool WatcherBase::is_active() const noexcept { return loop_ != nullptr && active_impl(); }
 
-bool WatcherBase::is_pending() const noexcept {
-  return loop_ != nullptr && ev_is_pending(as_ev(ev_));
-}
+bool WatcherBase::is_pending() const noexcept { return loop_ != nullptr && pending_impl(); }
+
+int WatcherBase::take_pending() noexcept { return ev_clear_pending(loop_->raw(), as_ev(ev_)); }
+
+bool WatcherBase::pending_impl() const noexcept { return ev_is_pending(as_ev(ev_)); }
 
 int WatcherBase::priority() const noexcept { return ev_priority(as_ev(ev_)); }
 
@@ -68,17 +70,15 @@ Loop& WatcherBase::loop() const {
 
 void WatcherBase::feed(int revents) {
   require_attached("feed");
+  ++feed_epoch;
   ev_feed_event(loop_->raw(), ev_, revents);
 }
 
-int WatcherBase::clear_pending() noexcept {
-  if (loop_ == nullptr) return 0;
-  return ev_clear_pending(loop_->raw(), as_ev(ev_));
-}
+int WatcherBase::clear_pending() noexcept { return loop_ != nullptr ? take_pending() : 0; }
 
 WatcherBase::Frozen WatcherBase::freeze() noexcept {
   if (loop_ == nullptr) return {0, false};
-  Frozen frozen{ev_clear_pending(loop_->raw(), as_ev(ev_)), is_active()};
+  Frozen frozen{take_pending(), is_active()};
   if (frozen.active) stop_impl();
   return frozen;
 }
@@ -86,7 +86,10 @@ WatcherBase::Frozen WatcherBase::freeze() noexcept {
 void WatcherBase::thaw(Frozen frozen) {
   if (loop_ == nullptr) return;
   if (frozen.active) start_impl();  // if this throws, the watcher stays stopped
-  if (frozen.revents != 0) ev_feed_event(loop_->raw(), ev_, frozen.revents);
+  if (frozen.revents != 0) {
+    ++feed_epoch;
+    ev_feed_event(loop_->raw(), ev_, frozen.revents);
+  }
 }
 
 void WatcherBase::require_attached(const char* what) const {

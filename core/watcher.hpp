@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "events.hpp"
+#include "function.hpp"
 
 struct ev_loop;
 
@@ -79,6 +80,9 @@ class WatcherBase {
   virtual void start_impl() = 0;           // attached and not active
   virtual void stop_impl() noexcept = 0;   // attached and active
   virtual bool active_impl() const noexcept;
+  // Pending state: libev's by default; the EPOLLPRI table keeps some itself.
+  virtual int take_pending() noexcept;  // clear it, return its revents
+  virtual bool pending_impl() const noexcept;
   // Cleanup watchers stay active until the loop's own destruction runs them.
   virtual bool runs_at_loop_destroy() const noexcept { return false; }
   // A type that cannot take every priority in MINPRI..MAXPRI refuses here
@@ -116,8 +120,9 @@ class WatcherBase {
 template <class W>
 class Watcher : public WatcherBase {
  public:
-  /// Any callable `void(W& watcher, int revents)`.
-  using Callback = std::function<void(W&, int)>;
+  /// Any callable `void(W& watcher, int revents)`: a lambda (capturing or
+  /// not, also move-only), a function pointer, a functor, a std::function.
+  using Callback = Function<void(W&, int)>;
 
   /// @brief Call the callback now, outside the loop; its exceptions reach the caller.
   void invoke(int revents) { cb_(static_cast<W&>(*this), revents); }

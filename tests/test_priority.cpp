@@ -419,3 +419,117 @@ TEST_CASE("10,000 Priority watchers on 10,000 connections start, deliver and sto
   }
   ::setrlimit(RLIMIT_NOFILE, &old);
 }
+
+// Watchers ready in one drain are called directly when nothing else is
+// pending; these pin down that this is indistinguishable from libev's queue.
+namespace {
+struct Three {
+  evw::Loop loop;
+  std::pair<Fd, Fd> c[3] = {evw_test::tcp_pair(), evw_test::tcp_pair(), evw_test::tcp_pair()};
+  std::vector<std::string> order;
+  std::unique_ptr<evw::Priority> p[3];
+  Three(int p0, int p1, int p2) {
+    int pris[3] = {p0, p1, p2};
+    for (int i = 0; i < 3; ++i) {
+      p[i] = std::make_unique<evw::Priority>(loop, c[i].second.get(), [this, i](evw::Priority& w, int) {
+        order.push_back("p" + std::to_string(i));
+        take_urgent(w.fd());
+      });
+      p[i]->set_priority(pris[i]);
+      p[i]->start();
+    }
+  }
+  void fire() {
+    for (auto& pair : c) urgent(pair.first.get());
+    settle();
+  }
+};
+}  // namespace
+
+TEST_CASE("Priority watchers ready together run highest priority first") {
+  Three t(-1, 2, 0);
+  t.fire();
+  t.loop.run(evw::ONCE);
+  CHECK(t.order == std::vector<std::string>{"p1", "p2", "p0"});
+}
+
+TEST_CASE("inside a batch, later ready watchers are pending and keep their event through set()") {
+  Three t(2, 0, -1);
+  bool pending_seen = false;
+  t.p[0]->set_callback([&](evw::Priority& w, int) {
+    t.order.push_back("p0");
+    take_urgent(w.fd());
+    pending_seen = t.p[1]->is_pending() && t.p[2]->is_pending();
+    t.p[1]->set_priority(1);  // freeze/thaw of a watcher waiting in the batch
+    t.p[2]->set(t.c[2].second.get());
+  });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  CHECK(pending_seen);
+  CHECK(t.order == std::vector<std::string>{"p0", "p1", "p2"});
+}
+
+TEST_CASE("inside a batch, stop(), clear_pending() and destruction of later watchers take effect") {
+  Three t(2, 0, -1);
+  int cleared = 0;
+  t.p[0]->set_callback([&](evw::Priority& w, int) {
+    t.order.push_back("p0");
+    take_urgent(w.fd());
+    t.p[1]->stop();
+    cleared = t.p[2]->clear_pending();
+    take_urgent(t.c[2].second.get());  // or the level-triggered condition fires again
+  });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  CHECK_FALSE(t.p[2]->is_pending());
+  t.loop.run(evw::NOWAIT);
+  CHECK(cleared == evw::PRI);
+  CHECK(t.order == std::vector<std::string>{"p0"});
+  take_urgent(t.c[1].second.get());
+}
+
+TEST_CASE("an event fed inside a batch at higher priority overtakes the rest of the batch") {
+  Three t(2, 0, -1);
+  evw::Timer high(t.loop, 100.0, 0.0, [&](evw::Timer&, int) { t.order.push_back("timer"); });
+  high.set_priority(1);
+  t.p[0]->set_callback([&](evw::Priority& w, int) {
+    t.order.push_back("p0");
+    take_urgent(w.fd());
+    high.feed(evw::TIMER);
+    t.p[2]->feed(evw::PRI);  // already waiting: still delivered once
+  });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  CHECK(t.order == std::vector<std::string>{"p0", "timer", "p1", "p2"});
+}
+
+TEST_CASE("a nested run() inside a batch delivers each ready watcher once") {
+  Three t(2, 0, -1);
+  t.p[0]->set_callback([&](evw::Priority& w, int) {
+    t.order.push_back("p0");
+    take_urgent(w.fd());
+    t.loop.run(evw::NOWAIT);
+  });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  CHECK(t.order == std::vector<std::string>{"p0", "p1", "p2"});
+}
+
+TEST_CASE("an exception inside a batch keeps the rest for the next run()") {
+  Three t(2, 0, -1);
+  t.p[0]->set_callback([&](evw::Priority& w, int) {
+    t.order.push_back("p0");
+    take_urgent(w.fd());
+    throw std::runtime_error("first");
+  });
+  t.fire();
+  CHECK_THROWS_AS(t.loop.run(evw::ONCE), std::runtime_error);
+  CHECK(t.order == std::vector<std::string>{"p0"});
+  CHECK(t.p[1]->is_pending());
+  t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::NOWAIT);
+  CHECK(t.order == std::vector<std::string>{"p0", "p1", "p2"});
+}

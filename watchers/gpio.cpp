@@ -185,7 +185,7 @@ struct detail::GpioTrampoline {
 };
 
 Gpio::Gpio(Loop& loop, int line, GpioConfig config, Callback cb)
-    : Watcher(loop, &ev_, "Gpio", std::move(cb)) {
+    : ExceptWatcher(loop, &ev_, "Gpio", std::move(cb)) {
   check(line, config);
   config.sysfs_root = normalized_root(std::move(config.sysfs_root));
   node_.ev = &ev_;
@@ -245,14 +245,6 @@ void Gpio::release_line() noexcept {
   node_.fd = -1;
   if (exported_) unexport(config_.sysfs_root, line_);
   exported_ = false;
-}
-
-void Gpio::start_impl() { detail::Access::make_priority_table(loop()).add(node_); }
-
-void Gpio::stop_impl() noexcept {
-  // Never started in libev: only the table knows it, and pending is ours to clear.
-  ev_clear_pending(raw_loop(), detail::ev_of<ev_watcher>(*this));
-  detail::Access::priority_table(*detail::Access::loop(*this))->remove(node_);
 }
 
 void Gpio::on_condition(int revents) noexcept {

@@ -86,7 +86,7 @@ struct GpioTrampoline;
 /// Calls back on the selected edges of a sysfs GPIO input: revents PRI, with
 /// value() already updated; ERR once if `value` can no longer be read (the
 /// watcher has then stopped itself; error() says why).
-class Gpio final : public detail::Watcher<Gpio> {
+class Gpio final : public detail::ExceptWatcher<Gpio> {
  public:
   /// @brief Sets up `line` under config.sysfs_root (export, direction=in,
   ///        active_low, edge, open `value`, priming read). The watcher is stopped.
@@ -134,16 +134,12 @@ class Gpio final : public detail::Watcher<Gpio> {
   friend struct detail::GpioTrampoline;
   struct Setup;
 
-  // @throws std::system_error (EMFILE for the loop's queue, EPERM, ...).
-  void start_impl() override;
-  void stop_impl() noexcept override;
-  bool active_impl() const noexcept override { return node_.linked; }
+  // start() @throws std::system_error (EMFILE for the loop's queue, EPERM, ...).
   void adopt(Setup&& setup) noexcept;
   void release_line() noexcept;
   void on_condition(int revents) noexcept;
 
-  detail::EvStorage<32> ev_;  // only ever fed by the loop's EPOLLPRI table
-  detail::ExceptNode node_;
+  detail::EvStorage<32> ev_;  // never started in libev: the loop's EPOLLPRI table drives it
   GpioConfig config_;
   int line_ = -1;
   detail::OwnedFd value_fd_;

@@ -3,7 +3,6 @@
 #include <string>
 
 #include "../core/access.hpp"
-#include "../core/priority_table.hpp"
 
 namespace evw {
 
@@ -22,7 +21,7 @@ void check(int fd) {
 }  // namespace
 
 Priority::Priority(Loop& loop, int fd, Callback cb)
-    : Watcher(loop, &ev_, "Priority", std::move(cb)) {
+    : ExceptWatcher(loop, &ev_, "Priority", std::move(cb)) {
   check(fd);
   node_.fd = fd;
   node_.ev = &ev_;
@@ -36,16 +35,6 @@ void Priority::set(int fd) {
   Frozen frozen = freeze();
   node_.fd = fd;
   thaw(frozen);
-}
-
-void Priority::start_impl() {
-  detail::Access::make_priority_table(loop()).add(node_);
-}
-
-void Priority::stop_impl() noexcept {
-  // Never started in libev: only the table knows it, and pending is ours to clear.
-  ev_clear_pending(raw_loop(), detail::ev_of<ev_watcher>(*this));
-  detail::Access::priority_table(*detail::Access::loop(*this))->remove(node_);
 }
 
 }  // namespace evw

@@ -21,7 +21,7 @@
 namespace evw {
 
 /// Calls back when fd has an exceptional condition (EPOLLPRI).
-class Priority final : public detail::Watcher<Priority> {
+class Priority final : public detail::ExceptWatcher<Priority> {
  public:
   /// @brief A stopped watcher of fd.
   /// @throws std::invalid_argument if fd < 0 or cb is empty.
@@ -33,12 +33,8 @@ class Priority final : public detail::Watcher<Priority> {
   int fd() const noexcept { return node_.fd; }
 
  private:
-  // @throws std::system_error (EPERM, EBADF, EMFILE for the loop's queue).
-  void start_impl() override;
-  void stop_impl() noexcept override;
-  bool active_impl() const noexcept override { return node_.linked; }
-  detail::EvStorage<32> ev_;  // only ever fed by the loop's EPOLLPRI table
-  detail::ExceptNode node_;
+  // start() @throws std::system_error (EPERM, EBADF, EMFILE for the loop's queue).
+  detail::EvStorage<32> ev_;  // never started in libev: the loop's EPOLLPRI table drives it
 };
 
 }  // namespace evw
