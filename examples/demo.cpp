@@ -1,18 +1,25 @@
 // The evw tour that `make demo` runs: every watcher type, one short scene each,
 // all on real kernel objects (socketpairs, loopback TCP, signals, the gpio-sim).
+#include <evw/coro/coro.hpp>
 #include <evw/evw.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <fstream>
+#include <thread>
 
 #include <cstdio>
 #include <exception>
 #include <functional>
 #include <stdexcept>
 #include <vector>
+
+#include "gpio-sim/gpio_sim.hpp"
 
 
 using namespace std::chrono_literals;
@@ -109,6 +116,135 @@ void scene_priorities_and_errors(evw::Loop& loop) {
   }
 }
 
+void scene_periodic(evw::Loop& loop) {
+  int n = 0;
+  evw::Periodic p(loop, 0.0, 0.02, [&](evw::Periodic& w, int) {
+    std::printf("  Periodic on the wall clock: tick at %.2f (every %.2fs)\n", w.at(), w.interval());
+    if (++n == 2) w.stop();
+  });
+  p.start();
+  loop.run();
+}
+
+void scene_idle_prepare_check(evw::Loop& loop) {
+  int prepares = 0, checks = 0;
+  evw::Prepare prep(loop, [&](evw::Prepare&, int) { ++prepares; });
+  evw::Check chk(loop, [&](evw::Check&, int) { ++checks; });
+  evw::Idle idle(loop, [&](evw::Idle& w, int) {
+    std::printf("  Idle ran with nothing else to do (prepare %d, check %d so far)\n", prepares, checks);
+    w.stop();
+    prep.stop();
+    chk.stop();
+  });
+  prep.start();
+  chk.start();
+  idle.start();
+  loop.run();
+}
+
+void scene_child_async(evw::Loop&) {
+  evw::Loop& def = evw::Loop::default_loop();  // Child watchers live in the default loop
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(7);
+  evw::Child child(def, pid, [](evw::Child& w, int) {
+    std::printf("  Child %d exited with status %d\n", w.rpid(), WEXITSTATUS(w.rstatus()));
+    w.stop();
+  });
+  child.start();
+  int results = 0;
+  evw::Async async(def, [&](evw::Async& w, int) {
+    std::printf("  Async: a worker thread woke the loop (thread-safe send)\n");
+    if (++results == 1) w.stop();
+  });
+  async.start();
+  std::thread worker([&] { async.send(); });
+  def.run();
+  worker.join();
+}
+
+void scene_stat(evw::Loop& loop) {
+  char dir[] = "/tmp/evw-demo-XXXXXX";
+  ::mkdtemp(dir);
+  const std::string path = std::string(dir) + "/watched";
+  evw::Stat st(loop, path, 0.01, [&](evw::Stat& w, int) {
+    std::printf("  Stat: %s now has %lld bytes (was %lld)\n", path.c_str(),
+                static_cast<long long>(w.attr().st_size), static_cast<long long>(w.prev().st_size));
+    w.stop();
+  });
+  st.start();
+  evw::Timer writer(loop, 0.02, 0.0, [&](evw::Timer&, int) { std::ofstream(path) << "hello\n"; });
+  writer.start();
+  loop.run();
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+}
+
+void scene_embed_cleanup(evw::Loop& loop) {
+  int sv[2];
+  ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+  {
+    evw::Loop inner(evw::BACKEND_EPOLL);
+    evw::Io io(inner, sv[0], evw::READ, [](evw::Io& w, int) {
+      std::printf("  Embed: an Io of an embedded loop fired while only the outer loop runs\n");
+      w.stop();
+    });
+    io.start();
+    evw::Embed embed(loop, inner);
+    embed.start();
+    // Loop-owned, so it is still there when ~Loop runs the Cleanup watchers.
+    inner.add<evw::Cleanup>([](evw::Cleanup&, int) { std::printf("  Cleanup: the embedded loop says goodbye\n"); })
+        .start();
+    (void)!::write(sv[1], "x", 1);
+    while (io.is_active()) loop.run(evw::ONCE);
+    embed.stop();
+  }
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+void scene_gpio(evw::Loop& loop) {
+  if (auto why = evw::sim::GpioSim::unavailable_reason(); !why.empty()) {
+    std::printf("  (GPIO scene not run: %s)\n", why.c_str());
+    return;
+  }
+  constexpr int kLine = 17, kPresses = 3;
+  auto sim = evw::sim::GpioSim::in_temp_dir();
+  std::printf("  gpio-sim mounted at %s (a simulated /sys/class/gpio)\n", sim->root().c_str());
+  int presses = 0;
+  evw::Gpio button(loop, kLine, evw::GpioConfig{.sysfs_root = sim->root(), .edge = evw::Edge::Rising},
+                   [&](evw::Gpio& g, int) {
+                     std::printf("  Gpio %d: rising edge, value now %d (press %d)\n", g.line(), g.value(), ++presses);
+                     if (presses == kPresses) g.stop();
+                   });
+  button.start();
+  int level = 0;
+  evw::Timer finger(loop, 0.01, 0.01, [&](evw::Timer& w, int) {
+    sim->set_input(kLine, level ^= 1);  // press, release, press, ...
+    if (!button.is_active()) w.stop();
+  });
+  finger.start();
+  loop.run();
+}
+
+evw::Task<int> wait_for_data(evw::Loop& loop, int fd) {
+  int revents = co_await evw::readable(loop, fd);
+  char buf[16];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  std::printf("  coroutine: co_await readable -> revents %d, read %zd bytes\n", revents, n);
+  co_await evw::sleep(loop, 10ms);
+  co_return static_cast<int>(n);
+}
+
+void scene_coroutine(evw::Loop& loop) {
+  int sv[2];
+  ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+  (void)!::write(sv[1], "abc", 3);
+  int n = evw::sync_wait(loop, wait_for_data(loop, sv[0]));
+  std::printf("  coroutine returned %d after a co_await sleep\n", n);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
 }  // namespace
 
 int main() {
@@ -118,6 +254,13 @@ int main() {
       {"Timer", scene_timer},
       {"Signal", scene_signal},
       {"Priority (EPOLLPRI)", scene_priority},
+      {"Periodic", scene_periodic},
+      {"Idle, Prepare, Check", scene_idle_prepare_check},
+      {"Child and Async (default loop)", scene_child_async},
+      {"Stat", scene_stat},
+      {"Embed and Cleanup", scene_embed_cleanup},
+      {"Gpio on the simulator", scene_gpio},
+      {"coroutines", scene_coroutine},
       {"priorities and errors", scene_priorities_and_errors},
   };
   for (auto& [name, run] : scenes) {
