@@ -107,9 +107,11 @@ check-all: lib $(TEST_BIN)
 	@tests/check-install.sh $(RESULTS)/install $(MAKE) "$(BUILD)"
 	@tests/summary.sh $(RESULTS)
 
+# TEST_FILTER: a doctest -tc pattern, e.g. make test SAN=thread TEST_FILTER='*Async*'
+TEST_FILTER ?=
 test-all: lib $(TEST_BIN)
 	@rm -rf $(RESULTS); mkdir -p $(RESULTS)
-	@tests/run-suite.sh $(RESULTS)/unit $(TEST_BIN)
+	@tests/run-suite.sh $(RESULTS)/unit $(TEST_BIN) $(if $(TEST_FILTER),'-tc=$(TEST_FILTER)')
 	@tests/summary.sh $(RESULTS)
 
 # ---- examples and the demo ---------------------------------------------------
