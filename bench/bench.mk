@@ -26,10 +26,7 @@ BENCH_PROGS := pipe_epoll pipe_libev pipe_evpp pipe_libuv pipe_libevent \
                oob_epoll oob_libev_nested oob_libuv
 
 # The evw programs join as soon as the watchers they use exist in the tree.
-BENCH_EVW_PROGS := \
-    $(if $(and $(wildcard watchers/io.hpp),$(wildcard watchers/timer.hpp)),pipe_evw) \
-    $(if $(shell grep -ls 'class Priority\b' watchers/*.hpp 2>/dev/null),oob_evw)
-BENCH_EVW_PROGS := $(strip $(BENCH_EVW_PROGS))
+BENCH_EVW_PROGS := pipe_evw pipe_coro oob_evw
 
 BENCH_LIBS_pipe_libev       := -lev
 BENCH_LIBS_pipe_evpp        := -lev

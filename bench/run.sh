@@ -196,7 +196,8 @@ pkg_version() {
         "ev++.h|pipe_evpp|" \
         "libuv|pipe_libuv|" \
         "libevent|pipe_libevent|" \
-        "evw|pipe_evw|"
+        "evw|pipe_evw|" \
+        "evw coroutines (co_await)|pipe_coro|"
 
     table "Workload 1 +timer: pipe chain, a per-pair timeout re-armed on every event" \
         "raw libev" "raw libev" "$PIPE_EVENTS" targets_none "-n $PIPE_N -a $PIPE_A -e $PIPE_EVENTS" \

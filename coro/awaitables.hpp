@@ -137,11 +137,12 @@ class WatcherAwaitable {
 /// event at a time: `co_await watch.next()`. For watchers with state worth
 /// keeping between events, e.g. a Gpio (constructing one exports the line).
 ///
-/// The watcher runs only while a coroutine awaits next(): next() starts it and
-/// the event stops it, so level-triggered watchers do not spin while the
-/// coroutine is busy elsewhere. What happens meanwhile is the watcher's: a
-/// sysfs Gpio reports an edge that came meanwhile at the next start; an Io
-/// reports data that is still unread. One coroutine at a time may await it.
+/// next() starts the watcher, and it stays active while the coroutine keeps
+/// coming back to next() (no start/stop per event). An event that arrives
+/// while nobody awaits is kept (its revents) and stops the watcher, so a
+/// level-triggered watcher does not spin while the coroutine is busy
+/// elsewhere; the next next() returns it at once. One coroutine at a time may
+/// await it.
 /// Destroying the Watch while a coroutine awaits it leaves that coroutine
 /// suspended for good (destroying its Task is still safe).
 template <class W>
@@ -152,11 +153,13 @@ class Watch {
   template <class... Args>
   explicit Watch(Loop& loop, Args&&... args)
       : watcher_(loop, std::forward<Args>(args)..., [this](W& w, int revents) {
-          w.stop();
           if (Next* next = std::exchange(next_, nullptr)) {
             next->revents_ = revents;
             next->watch_ = nullptr;
             detail::resume_from_loop(next->awaiting_);  // may destroy this Watch: touch nothing after
+          } else {
+            kept_ |= revents;  // nobody waits: keep it for the next next(), and stop spinning
+            w.stop();
           }
         }) {}
   ~Watch() {
@@ -184,7 +187,12 @@ class Watch {
         watch_->watcher_.stop();
       }
     }
-    bool await_ready() const noexcept { return false; }
+    bool await_ready() noexcept {
+      if (watch_ == nullptr || watch_->kept_ == 0) return false;
+      revents_ = std::exchange(watch_->kept_, 0);  // an event came while nobody waited
+      watch_ = nullptr;
+      return true;
+    }
     void await_suspend(std::coroutine_handle<> awaiting) {
       if (watch_ == nullptr) throw std::logic_error("evw::Watch: next() awaited twice");
       if (watch_->next_ != nullptr)
@@ -192,7 +200,7 @@ class Watch {
       awaiting_ = awaiting;
       watch_->next_ = this;
       try {
-        watch_->watcher_.start();
+        if (!watch_->watcher_.is_active()) watch_->watcher_.start();  // still active from the last wait?
       } catch (...) {
         watch_->next_ = nullptr;
         throw;
@@ -212,10 +220,14 @@ class Watch {
   /// @throws (at co_await) what W::start() throws; std::logic_error if another
   ///         coroutine is awaiting this Watch.
   [[nodiscard]] Next next() noexcept { return Next(*this); }
+  /// @brief The same as next(), named for GPIO: `co_await button.edge()` on a
+  ///        Watch<Gpio> or Watch<GpioLine> waits for the next edge event.
+  [[nodiscard]] Next edge() noexcept { return Next(*this); }
 
  private:
   W watcher_;
   Next* next_ = nullptr;  // the suspended await, if any
+  int kept_ = 0;          // revents of events nobody awaited yet
 };
 
 }  // namespace evw

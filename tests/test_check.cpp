@@ -108,12 +108,12 @@ TEST_CASE("Check user data and destruction inside its own callback") {
   });
   self->data() = 4;
   self->start();
-  CHECK_FALSE(loop.run());
+  CHECK_FALSE(loop.run(evw::NOWAIT));  // a lone Check would block: nothing wakes the loop
   CHECK(seen == 4);
   CHECK(loop.watcher_count() == 0);
   auto& owned = loop.add<evw::Check>([](evw::Check& w, int) { w.loop().remove(w); });
   owned.start();
-  CHECK_FALSE(loop.run());
+  CHECK_FALSE(loop.run(evw::NOWAIT));
   CHECK(loop.watcher_count() == 0);
 }
 
