@@ -54,8 +54,9 @@ void Timer::set(Seconds after, Seconds repeat) {
 }
 
 void Timer::again() {
-  require_attached("again");
-  ev_timer_again(raw_loop(), detail::ev_of<ev_timer>(*this));
+  Loop* loop = detail::Access::loop(*this);
+  if (loop == nullptr) [[unlikely]] require_attached("again");
+  ev_timer_again(loop->raw(), detail::ev_of<ev_timer>(*this));
 }
 
 double Timer::remaining() const noexcept {
