@@ -101,6 +101,7 @@ int open_fd_count() {
 
 int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // through a pipe too, a hang shows where it is
   doctest::Context context(argc, argv);
   int rc = context.run();
   if (context.shouldExit()) return rc;

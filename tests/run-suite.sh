@@ -6,8 +6,8 @@
 result=$1; shift
 log=$result.log
 # A hung suite is killed (SUITE_TIMEOUT seconds) and counted as failed, never left
-# to hang CI; stdbuf keeps the output flowing line by line through the pipe.
-{ timeout --signal=KILL "${SUITE_TIMEOUT:-1200}" stdbuf -oL -eL "$@"; echo $? > "$log.rc"; } 2>&1 | tee "$log"
+# to hang CI.
+{ timeout --signal=KILL "${SUITE_TIMEOUT:-1200}" "$@"; echo $? > "$log.rc"; } 2>&1 | tee "$log"
 rc=$(cat "$log.rc"); rm -f "$log.rc"
 name=$(basename "$result")
 line=$(grep -E '^([A-Za-z0-9_-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
