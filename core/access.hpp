@@ -12,12 +12,6 @@
 
 namespace evw::detail {
 
-// Bumped whenever evw puts an event into a libev pending queue from outside
-// libev's own dispatch (feed, thaw, a re-feed after an exception). The
-// EPOLLPRI table's direct dispatch checks libev's pending count only when it
-// moved. (One loop is used from one thread, so a thread-local is enough.)
-inline thread_local unsigned feed_epoch = 0;
-
 struct Access {
   static Loop* loop(const WatcherBase& w) noexcept { return w.loop_; }
   static void* ev(const WatcherBase& w) noexcept { return w.ev_; }
@@ -30,6 +24,9 @@ struct Access {
   static void capture(Loop& loop, std::exception_ptr e) noexcept { loop.capture(std::move(e)); }
   static PriorityTable* priority_table(Loop& loop) noexcept { return loop.priority_.get(); }
   static PriorityTable& make_priority_table(Loop& loop);
+  // Call before evw puts an event into libev's pending queue from outside
+  // libev's dispatch (feed, thaw, a re-feed after an exception).
+  static void note_feed(Loop& loop) noexcept;
 };
 
 // Every libev callback of a watcher ends here. Exceptions never cross libev's

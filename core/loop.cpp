@@ -106,7 +106,7 @@ void Loop::rethrow() {
   // order, so the next run() delivers them first.
   auto deferred = std::move(deferred_);
   deferred_.clear();
-  if (!deferred.empty()) ++detail::feed_epoch;
+  if (!deferred.empty()) detail::Access::note_feed(*this);
   for (auto& [w, revents] : deferred) ev_feed_event(raw_, detail::Access::ev(*w), revents);
   // A nested run() broke every level; if the caller handles the exception
   // inside a callback, the outer run() should go on.

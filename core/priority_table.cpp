@@ -12,6 +12,10 @@ static inline int priority_of(const ExceptNode* node) noexcept {
   return ev_priority(static_cast<ev_watcher*>(node->ev));
 }
 
+void Access::note_feed(Loop& loop) noexcept {
+  if (loop.priority_) loop.priority_->note_feed();
+}
+
 PriorityTable& Access::make_priority_table(Loop& loop) {
   if (!loop.priority_) loop.priority_ = std::make_unique<PriorityTable>(loop.raw());
   return *loop.priority_;
@@ -104,7 +108,7 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
     }
   }
   self->batch_ = &batch;
-  unsigned epoch = feed_epoch;
+  unsigned epoch = self->feeds_;
   for (int i = 0; i < batch.count; ++i) {
     ExceptNode* node = batch.nodes[i];
     if (node == nullptr) continue;  // stopped or destroyed by an earlier callback
@@ -115,8 +119,8 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
     auto* w = static_cast<ev_watcher*>(node->ev);
     w->cb(loop, w, revents);  // exactly what libev's dispatch does
     // Something was fed: if it is pending now, libev must order the rest.
-    if (feed_epoch != epoch) [[unlikely]] {
-      epoch = feed_epoch;
+    if (self->feeds_ != epoch) [[unlikely]] {
+      epoch = self->feeds_;
       if (i + 1 < batch.count && ev_pending_count(loop) != 0) {
         self->spill(batch);
         break;

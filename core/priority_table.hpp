@@ -30,6 +30,8 @@ class PriorityTable {
   /// In a forked child: a new kernel queue, every fd registered again.
   void after_fork();
   std::size_t size() const noexcept { return nodes_; }
+  /// Something was fed into libev's queue from outside its dispatch.
+  void note_feed() noexcept { ++feeds_; }
 
  private:
   static constexpr int kBatch = 64;  // ready fds per drain; more come next iteration
@@ -50,6 +52,7 @@ class PriorityTable {
   std::vector<ExceptNode*> heads_;  // indexed by fd
   std::size_t nodes_ = 0;
   Batch* batch_ = nullptr;
+  unsigned feeds_ = 0;  // see note_feed
 };
 
 }  // namespace evw::detail

@@ -70,7 +70,7 @@ Loop& WatcherBase::loop() const {
 
 void WatcherBase::feed(int revents) {
   require_attached("feed");
-  ++feed_epoch;
+  Access::note_feed(*loop_);
   ev_feed_event(loop_->raw(), ev_, revents);
 }
 
@@ -87,7 +87,7 @@ void WatcherBase::thaw(Frozen frozen) {
   if (loop_ == nullptr) return;
   if (frozen.active) start_impl();  // if this throws, the watcher stays stopped
   if (frozen.revents != 0) {
-    ++feed_epoch;
+    Access::note_feed(*loop_);
     ev_feed_event(loop_->raw(), ev_, frozen.revents);
   }
 }
