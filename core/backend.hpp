@@ -11,10 +11,12 @@
 
 namespace evw::detail {
 
-/// One descriptor with a condition, in evw bits (PRI, ERR, HUP).
+/// One descriptor with a condition, in evw bits (PRI, ERR, HUP), and the tag
+/// it was registered with.
 struct ReadyFd {
   int fd;
   int revents;
+  unsigned tag;
 };
 
 class ExceptBackend {
@@ -22,11 +24,12 @@ class ExceptBackend {
   virtual ~ExceptBackend() = default;
   /// Readable while any registered fd has a condition.
   virtual int pollable_fd() const noexcept = 0;
-  /// Register fd. @throws std::system_error (EPERM for regular files, EBADF).
-  virtual void add(int fd) = 0;
-  /// Confirm fd is still registered (re-registering it if the kernel dropped
-  /// it, e.g. after close and reuse). @throws std::system_error.
-  virtual void modify(int fd) = 0;
+  /// Register fd; its events come back with `tag`.
+  /// @throws std::system_error (EPERM for regular files, EBADF).
+  virtual void add(int fd, unsigned tag) = 0;
+  /// Re-register fd with a new tag, adding it again if the kernel dropped it
+  /// (closed and reused). @throws std::system_error.
+  virtual void modify(int fd, unsigned tag) = 0;
   /// Unregister fd; a descriptor already closed is not an error.
   virtual void remove(int fd) noexcept = 0;
   /// Collect up to max ready fds without blocking. @return how many.

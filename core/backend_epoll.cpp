@@ -5,12 +5,16 @@
 //     EPOLLERR to every EPOLLPRI, so ERR with PRI is plain PRI.
 //  b) epoll refuses regular files with EPERM (they are always ready); that is
 //     reported, not papered over as libev does for ev_io.
-//  c) a closed fd leaves epoll silently, so its number can come back as a new
-//     file: modify() re-adds on ENOENT.
+//  c) epoll registers a (fd number, open file) pair and drops it only when the
+//     file is closed everywhere: close() of one dup leaves it armed under a
+//     number that may already name another file, and DEL can no longer reach
+//     it. Events carry a tag (a per-fd generation) so the table can tell such
+//     stale events from live ones; modify() re-adds on ENOENT.
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <string>
 
 #include "access.hpp"
@@ -29,13 +33,13 @@ class EpollBackend final : public ExceptBackend {
 
   int pollable_fd() const noexcept override { return epfd_; }
 
-  void add(int fd) override {
-    if (ctl(EPOLL_CTL_ADD, fd) != 0) fail("EPOLL_CTL_ADD", fd);
+  void add(int fd, unsigned tag) override {
+    if (ctl(EPOLL_CTL_ADD, fd, tag) != 0) fail("EPOLL_CTL_ADD", fd);
   }
 
-  void modify(int fd) override {
-    if (ctl(EPOLL_CTL_MOD, fd) == 0) return;
-    if (errno == ENOENT && ctl(EPOLL_CTL_ADD, fd) == 0) return;
+  void modify(int fd, unsigned tag) override {
+    if (ctl(EPOLL_CTL_MOD, fd, tag) == 0) return;
+    if (errno == ENOENT && ctl(EPOLL_CTL_ADD, fd, tag) == 0) return;
     fail("EPOLL_CTL_MOD", fd);
   }
 
@@ -56,16 +60,17 @@ class EpollBackend final : public ExceptBackend {
       if (e & EPOLLPRI) revents = PRI;
       else if (e & EPOLLERR) revents = ERR;
       if (e & EPOLLHUP) revents |= HUP;
-      out[i] = {events[i].data.fd, revents};
+      const std::uint64_t data = events[i].data.u64;
+      out[i] = {static_cast<int>(data & 0xffffffffu), revents, static_cast<unsigned>(data >> 32)};
     }
     return n < 0 ? 0 : n;
   }
 
  private:
-  int ctl(int op, int fd) noexcept {
+  int ctl(int op, int fd, unsigned tag = 0) noexcept {
     epoll_event ev{};
     ev.events = EPOLLPRI;
-    ev.data.fd = fd;
+    ev.data.u64 = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(fd);
     return ::epoll_ctl(epfd_, op, fd, &ev);
   }
   [[noreturn]] static void fail(const char* op, int fd) {

@@ -33,9 +33,13 @@ PriorityTable::~PriorityTable() { ev_io_stop(loop_, &io_); }
 
 void PriorityTable::add(ExceptNode& node) {
   const int fd = node.fd;
-  if (static_cast<std::size_t>(fd) >= heads_.size()) heads_.resize(fd + 1, nullptr);
-  if (heads_[fd] == nullptr) backend_->add(fd);
-  else backend_->modify(fd);
+  if (static_cast<std::size_t>(fd) >= heads_.size()) {
+    heads_.resize(fd + 1, nullptr);
+    tags_.resize(fd + 1, 0);
+  }
+  const unsigned tag = ++tags_[fd];
+  if (heads_[fd] == nullptr) backend_->add(fd, tag);
+  else backend_->modify(fd, tag);
   node.prev = nullptr;
   node.next = heads_[fd];
   if (node.next != nullptr) node.next->prev = &node;
@@ -75,16 +79,21 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
   // A callback of an outer on_ready runs the loop: libev orders the rest now.
   if (self->batch_ != nullptr) self->spill(*self->batch_);
   if (ev_pending_count(loop) != 0) {  // the drain itself is no longer counted
-    for (int i = 0; i < n; ++i) self->feed_fd(ready[i]);
+    bool stale = false;
+    for (int i = 0; i < n; ++i) stale |= !self->feed_fd(ready[i]);
+    if (stale) [[unlikely]] self->drop_stale();
     return;
   }
   Batch batch;
   batch.outer = self->batch_;
-  bool sorted = true;
+  bool sorted = true, stale = false;
   int last_pri = MAXPRI;
   for (int i = 0; i < n; ++i) {
     const auto fd = static_cast<std::size_t>(ready[i].fd);
-    if (fd >= self->heads_.size()) continue;
+    if (!self->is_live(ready[i])) [[unlikely]] {
+      stale = true;
+      continue;
+    }
     for (ExceptNode* node = self->heads_[fd]; node != nullptr; node = node->next) {
       if (batch.count == kBatch) {
         ev_feed_event(loop, node->ev, ready[i].revents);
@@ -97,6 +106,7 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
       batch.nodes[batch.count++] = node;
     }
   }
+  if (stale) [[unlikely]] self->drop_stale();
   if (batch.count == 0) return;
   if (!sorted) {  // highest priority first; insertion sort: batches are small
     for (int i = 1; i < batch.count; ++i) {
@@ -130,11 +140,11 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
   self->batch_ = batch.outer;
 }
 
-void PriorityTable::feed_fd(const ReadyFd& ready) noexcept {
-  const auto fd = static_cast<std::size_t>(ready.fd);
-  if (fd >= heads_.size()) return;
-  for (ExceptNode* node = heads_[fd]; node != nullptr; node = node->next)
+bool PriorityTable::feed_fd(const ReadyFd& ready) noexcept {
+  if (!is_live(ready)) return false;
+  for (ExceptNode* node = heads_[static_cast<std::size_t>(ready.fd)]; node != nullptr; node = node->next)
     ev_feed_event(loop_, node->ev, ready.revents);
+  return true;
 }
 
 void PriorityTable::spill(Batch& batch) noexcept {
@@ -165,23 +175,44 @@ bool except_is_pending(const ExceptNode& node) noexcept {
   return node.queued != 0 || ev_is_pending(static_cast<ev_watcher*>(node.ev));
 }
 
-void PriorityTable::after_fork() {
-  // The inherited queue is shared with the parent: build a private one.
-  auto fresh = make_except_backend();  // if this throws, nothing changed
-  int failed_fd = -1, failed_errno = 0;
+// An event of a registration nobody owns any more (a file closed under a
+// watcher while a dup of it lives on: epoll keeps it armed and DEL cannot
+// reach it) is dropped; the only cure is a new kernel queue with the live fds.
+void PriorityTable::drop_stale() noexcept {
+  int failed_fd, failed_errno;
+  try {
+    rebuild(&failed_fd, &failed_errno);
+  } catch (const std::system_error&) {
+    // No descriptor for a new queue: the stale entry stays until one is free.
+  }
+}
+
+// A new kernel queue with every live fd registered again. @return false if an
+// fd could not be added (the first such fd and errno are reported).
+// @throws std::system_error if no new queue can be created (nothing changed).
+bool PriorityTable::rebuild(int* failed_fd, int* failed_errno) {
+  auto fresh = make_except_backend();
+  *failed_fd = -1;
   for (std::size_t fd = 0; fd < heads_.size(); ++fd) {
     if (heads_[fd] == nullptr) continue;
     try {
-      fresh->add(static_cast<int>(fd));
+      fresh->add(static_cast<int>(fd), tags_[fd]);
     } catch (const std::system_error& e) {
-      if (failed_fd < 0) failed_fd = static_cast<int>(fd), failed_errno = e.code().value();
+      if (*failed_fd < 0) *failed_fd = static_cast<int>(fd), *failed_errno = e.code().value();
     }
   }
-  ev_io_stop(loop_, &io_);
+  const bool watching = ev_is_active(&io_);
+  if (watching) ev_io_stop(loop_, &io_);
   backend_ = std::move(fresh);
   ev_io_set(&io_, backend_->pollable_fd(), EV_READ);
-  if (nodes_ != 0) ev_io_start(loop_, &io_);
-  if (failed_fd >= 0)
+  if (watching || nodes_ != 0) ev_io_start(loop_, &io_);
+  return *failed_fd < 0;
+}
+
+void PriorityTable::after_fork() {
+  // The inherited queue is shared with the parent: build a private one.
+  int failed_fd, failed_errno;
+  if (!rebuild(&failed_fd, &failed_errno))
     throw_system(failed_errno, "evw::Loop::fork: cannot watch fd " + std::to_string(failed_fd) +
                                    " for EPOLLPRI again in the child");
 }

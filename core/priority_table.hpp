@@ -44,12 +44,19 @@ class PriorityTable {
   };
   static void on_ready(struct ev_loop* loop, ev_io* io, int revents) noexcept;
   void spill(Batch& batch) noexcept;
-  void feed_fd(const ReadyFd& ready) noexcept;
+  bool feed_fd(const ReadyFd& ready) noexcept;  // false: a stale event
+  void drop_stale() noexcept;
+  bool is_live(const ReadyFd& ready) const noexcept {
+    const auto fd = static_cast<std::size_t>(ready.fd);
+    return fd < heads_.size() && heads_[fd] != nullptr && tags_[fd] == ready.tag;
+  }
 
   struct ev_loop* loop_;
   std::unique_ptr<ExceptBackend> backend_;
   ev_io io_;
   std::vector<ExceptNode*> heads_;  // indexed by fd
+  std::vector<unsigned> tags_;      // indexed by fd: bumped at every registration
+  bool rebuild(int* failed_fd, int* failed_errno);
   std::size_t nodes_ = 0;
   Batch* batch_ = nullptr;
   unsigned feeds_ = 0;  // see note_feed
