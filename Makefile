@@ -56,6 +56,7 @@ EXAMPLES     := $(EXAMPLE_SRCS:examples/%.cpp=$(BUILD)/examples/%)
 # Fragments owned by their folders.
 -include tools/gpio-sim/gpio-sim.mk
 -include bench/bench.mk
+-include tests/reliability.mk
 
 .PHONY: all lib check test check-headers check-install examples demo deps ensure-deps \
         install uninstall clean

@@ -27,9 +27,19 @@ PriorityTable::PriorityTable(struct ev_loop* loop) : loop_(loop), backend_(make_
   // so a fed high-priority event still overtakes a pending low-priority one.
   ev_set_priority(&io_, EV_MAXPRI);
   io_.data = this;
+  // Started for good and counted as active (ev_ref) only while a node is
+  // registered, so run() still returns when nothing else is left. Stopping it
+  // with the last watcher would drop its pending event: the last Priority
+  // watcher stopped and started again in one iteration (set_priority() or
+  // set() from an earlier callback) would miss the event the poll found.
+  ev_io_start(loop_, &io_);
+  ev_unref(loop_);
 }
 
-PriorityTable::~PriorityTable() { ev_io_stop(loop_, &io_); }
+PriorityTable::~PriorityTable() {
+  if (nodes_ == 0) ev_ref(loop_);  // ev_io_stop counts it off again
+  ev_io_stop(loop_, &io_);
+}
 
 void PriorityTable::add(ExceptNode& node) {
   const int fd = node.fd;
@@ -45,7 +55,7 @@ void PriorityTable::add(ExceptNode& node) {
   if (node.next != nullptr) node.next->prev = &node;
   heads_[fd] = &node;
   node.linked = true;
-  if (nodes_++ == 0) ev_io_start(loop_, &io_);
+  if (nodes_++ == 0) ev_ref(loop_);
 }
 
 void PriorityTable::remove(ExceptNode& node) noexcept {
@@ -60,7 +70,7 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
   node.prev = node.next = nullptr;
   node.linked = false;
   if (heads_[node.fd] == nullptr) backend_->remove(node.fd);
-  if (--nodes_ == 0) ev_io_stop(loop_, &io_);
+  if (--nodes_ == 0) ev_unref(loop_);
 }
 
 // Delivery must look exactly as if every ready watcher had been fed through
@@ -201,11 +211,12 @@ bool PriorityTable::rebuild(int* failed_fd, int* failed_errno) {
       if (*failed_fd < 0) *failed_fd = static_cast<int>(fd), *failed_errno = e.code().value();
     }
   }
-  const bool watching = ev_is_active(&io_);
-  if (watching) ev_io_stop(loop_, &io_);
+  if (nodes_ == 0) ev_ref(loop_);
+  ev_io_stop(loop_, &io_);
   backend_ = std::move(fresh);
   ev_io_set(&io_, backend_->pollable_fd(), EV_READ);
-  if (watching || nodes_ != 0) ev_io_start(loop_, &io_);
+  ev_io_start(loop_, &io_);
+  if (nodes_ == 0) ev_unref(loop_);
   return *failed_fd < 0;
 }
 

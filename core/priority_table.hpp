@@ -1,10 +1,11 @@
 // Internal (not installed): a Loop's watchers of exceptional conditions.
 //
 // One backend per loop, created with the first Priority/Gpio watcher. Its
-// pollable fd is watched by an internal ev_io at EV_MAXPRI, started only
-// while a node is registered (so run() still returns when nothing else is
-// left). When it fires, the ready fds are drained and their watchers are
-// delivered in priority order (see on_ready for the two ways).
+// pollable fd is watched by an internal ev_io at EV_MAXPRI, started for the
+// table's lifetime and counted as active only while a node is registered (so
+// run() still returns when nothing else is left). When it fires, the ready
+// fds are drained and their watchers are delivered in priority order (see
+// on_ready for the two ways).
 #pragma once
 
 #include <ev.h>

@@ -57,6 +57,7 @@ GpioEvent GpioEventDecoder::decode_record(const unsigned char* record) {
 
 void GpioEventDecoder::decode(const void* bytes, std::size_t size, std::vector<GpioEvent>& out) {
   const auto* p = static_cast<const unsigned char*>(bytes);
+  if (size == 0) return;  // bytes may be null then (an empty vector's data()): keep it from memcpy
   if (partial_size_ != 0) {
     const std::size_t take = std::min(size, kRecordSize - partial_size_);
     std::memcpy(partial_ + partial_size_, p, take);
