@@ -169,8 +169,8 @@ void PriorityTable::spill(Batch& batch) noexcept {
 
 void except_start(Loop& loop, ExceptNode& node) { Access::make_priority_table(loop).add(node); }
 
+// WatcherBase::stop() and freeze() have taken the pending event already.
 void except_stop(Loop& loop, ExceptNode& node) noexcept {
-  ev_clear_pending(loop.raw(), static_cast<ev_watcher*>(node.ev));
   if (PriorityTable* table = Access::priority_table(loop)) table->remove(node);
 }
 
