@@ -95,7 +95,14 @@ bool Loop::run(int flags) {
   // An exception captured outside run() (a Periodic's reschedule callable
   // called from resume() or update_now()) is reported before anything runs.
   if (failed_) [[unlikely]] rethrow();
+  // libev's ev_run cancels a pending break on entry, so a nested run() would
+  // swallow a stop() that a callback asked of the enclosing one: re-issue it.
+  const int enclosing = std::exchange(break_, 0);
   bool more = ev_run(raw_, flags) != 0;
+  if (enclosing != 0 && ev_depth(raw_) > 0) {
+    ev_break(raw_, enclosing);
+    break_ = enclosing;
+  }
   if (failed_) [[unlikely]] rethrow();
   return more;
 }
@@ -116,6 +123,7 @@ void Loop::rethrow() {
 
 void Loop::stop(int how) noexcept {
   if (how != BREAK_CANCEL && how != BREAK_ALL) how = BREAK_ONE;
+  break_ = how;
   ev_break(raw_, how);
 }
 

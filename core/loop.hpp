@@ -97,6 +97,7 @@ class Loop {
   struct ::ev_loop* raw_;
   bool is_default_ = false;
   bool failed_ = false;  // a callback threw: deliver nothing more this run
+  int break_ = 0;        // the last stop() request, kept across nested runs
   std::size_t count_ = 0;
   detail::WatcherBase* head_ = nullptr;
   std::exception_ptr error_;

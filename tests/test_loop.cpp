@@ -221,3 +221,24 @@ TEST_CASE("callbacks may be lambdas, function pointers or functors") {
   b.invoke(evw::TIMER);
   CHECK(n == 2);
 }
+
+TEST_CASE("a stop() followed by a nested run() in the same callback still ends the outer run()") {
+  evw::Loop loop;
+  int ticks = 0;
+  bool guard_fired = false;
+  evw::Timer t(loop, 0.0, 0.001, [&](evw::Timer&, int) {
+    if (++ticks == 1) {
+      loop.stop();
+      loop.run(evw::NOWAIT);  // libev's ev_run would cancel the stop on entry
+    }
+  });
+  evw::Timer guard(loop, 1.0, 0.0, [&](evw::Timer&, int) {
+    guard_fired = true;
+    loop.stop(evw::BREAK_ALL);
+  });
+  t.start();
+  guard.start();
+  CHECK(loop.run());
+  CHECK(ticks == 1);
+  CHECK_FALSE(guard_fired);
+}
