@@ -2,41 +2,29 @@
 //
 // libev's backends register only EPOLLIN/EPOLLOUT, so exceptional conditions
 // (EPOLLPRI) go through a second, private kernel queue whose own descriptor is
-// pollable and watched by the loop. This interface is all watchers and the
-// table see of it; each OS gets one implementation file (backend_epoll.cpp
-// now; a kqueue EVFILT_EXCEPT or a poll()-thread backend would sit beside it).
+// pollable and watched by the loop. The table (priority_table.cpp) is all
+// that sees it; watchers never do. Each OS supplies one class named
+// ExceptBackend with these members, chosen at compile time so that drain()
+// inlines into the table's dispatch (the hot path):
+//
+//   ExceptBackend()                  a new queue; throws std::system_error
+//   int  pollable_fd() const         readable while any registered fd has a condition
+//   void add(int fd, unsigned tag)   register fd; its events come back with tag;
+//                                    throws std::system_error (EPERM, EBADF, ...)
+//   void modify(int fd, unsigned tag)  re-register with a new tag, adding again
+//                                    if the kernel dropped fd; throws as add
+//   void remove(int fd) noexcept     unregister; a closed fd is not an error
+//   template <class Visit> int drain(int max, Visit&& visit) noexcept
+//                                    without blocking, calls visit(fd, revents,
+//                                    tag) for up to max ready fds (revents in
+//                                    evw bits: PRI, ERR, HUP); returns how many
+//
+// backend_epoll.hpp is Linux's; a kqueue EVFILT_EXCEPT backend or a
+// poll()-thread fallback would be another header selected here.
 #pragma once
 
-#include <memory>
-
-namespace evw::detail {
-
-/// One descriptor with a condition, in evw bits (PRI, ERR, HUP), and the tag
-/// it was registered with.
-struct ReadyFd {
-  int fd;
-  int revents;
-  unsigned tag;
-};
-
-class ExceptBackend {
- public:
-  virtual ~ExceptBackend() = default;
-  /// Readable while any registered fd has a condition.
-  virtual int pollable_fd() const noexcept = 0;
-  /// Register fd; its events come back with `tag`.
-  /// @throws std::system_error (EPERM for regular files, EBADF).
-  virtual void add(int fd, unsigned tag) = 0;
-  /// Re-register fd with a new tag, adding it again if the kernel dropped it
-  /// (closed and reused). @throws std::system_error.
-  virtual void modify(int fd, unsigned tag) = 0;
-  /// Unregister fd; a descriptor already closed is not an error.
-  virtual void remove(int fd) noexcept = 0;
-  /// Collect up to max ready fds without blocking. @return how many.
-  virtual int drain(ReadyFd* out, int max) noexcept = 0;
-};
-
-/// The backend for this OS. @throws std::system_error (EMFILE, ENOMEM, ...).
-std::unique_ptr<ExceptBackend> make_except_backend();
-
-}  // namespace evw::detail
+#if defined(__linux__)
+#include "backend_epoll.hpp"
+#else
+#error "evw: no exceptional-condition backend for this OS yet (see core/backend.hpp)"
+#endif

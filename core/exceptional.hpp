@@ -16,15 +16,15 @@ struct ExceptNode {
   void* ev = nullptr;  // the libev watcher invoked (or fed) when the fd is ready
   ExceptNode* prev = nullptr;
   ExceptNode* next = nullptr;
+  int pri = 0;  // the watcher's priority, copied at registration (set_priority re-registers)
   bool linked = false;
-  int queued = 0;  // revents waiting in a direct-dispatch batch (see priority_table.cpp)
 };
 
 // Out of line, in priority_table.cpp.
 void except_start(Loop& loop, ExceptNode& node);
 void except_stop(Loop& loop, ExceptNode& node) noexcept;
 int except_take_pending(Loop& loop, ExceptNode& node) noexcept;
-bool except_is_pending(const ExceptNode& node) noexcept;
+bool except_is_pending(Loop& loop, const ExceptNode& node) noexcept;
 
 /// A watcher registered in its loop's PriorityTable instead of libev: the
 /// table decides when it is active and pending.
@@ -36,7 +36,7 @@ class ExceptWatcher : public Watcher<W> {
   void stop_impl() noexcept override { except_stop(this->loop(), node_); }
   bool active_impl() const noexcept override { return node_.linked; }
   int take_pending() noexcept override { return except_take_pending(this->loop(), node_); }
-  bool pending_impl() const noexcept override { return except_is_pending(node_); }
+  bool pending_impl() const noexcept override { return except_is_pending(this->loop(), node_); }
   ExceptNode node_;
 };
 

@@ -8,10 +8,6 @@
 
 namespace evw::detail {
 
-static inline int priority_of(const ExceptNode* node) noexcept {
-  return ev_priority(static_cast<ev_watcher*>(node->ev));
-}
-
 void Access::note_feed(Loop& loop) noexcept {
   if (loop.priority_) loop.priority_->note_feed();
 }
@@ -21,7 +17,7 @@ PriorityTable& Access::make_priority_table(Loop& loop) {
   return *loop.priority_;
 }
 
-PriorityTable::PriorityTable(struct ev_loop* loop) : loop_(loop), backend_(make_except_backend()) {
+PriorityTable::PriorityTable(struct ev_loop* loop) : loop_(loop), backend_(std::make_unique<ExceptBackend>()) {
   ev_io_init(&io_, on_ready, backend_->pollable_fd(), EV_READ);
   // At EV_MAXPRI the drain runs before any user callback of the iteration,
   // so a fed high-priority event still overtakes a pending low-priority one.
@@ -43,33 +39,32 @@ PriorityTable::~PriorityTable() {
 
 void PriorityTable::add(ExceptNode& node) {
   const int fd = node.fd;
-  if (static_cast<std::size_t>(fd) >= heads_.size()) {
-    heads_.resize(fd + 1, nullptr);
-    tags_.resize(fd + 1, 0);
-  }
-  const unsigned tag = ++tags_[fd];
-  if (heads_[fd] == nullptr) backend_->add(fd, tag);
+  if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(fd + 1);
+  Slot& slot = slots_[fd];
+  const unsigned tag = ++slot.tag;
+  if (slot.head == nullptr) backend_->add(fd, tag);
   else backend_->modify(fd, tag);
+  node.pri = ev_priority(static_cast<ev_watcher*>(node.ev));
+  if (by_priority_[node.pri - MINPRI]++ == 0) ++priorities_;
   node.prev = nullptr;
-  node.next = heads_[fd];
+  node.next = slot.head;
   if (node.next != nullptr) node.next->prev = &node;
-  heads_[fd] = &node;
+  slot.head = &node;
   node.linked = true;
   if (nodes_++ == 0) ev_ref(loop_);
 }
 
 void PriorityTable::remove(ExceptNode& node) noexcept {
   if (!node.linked) return;
-  for (Batch* batch = batch_; batch != nullptr; batch = batch->outer)
-    for (int i = 0; i < batch->count; ++i)
-      if (batch->nodes[i] == &node) batch->nodes[i] = nullptr;
-  node.queued = 0;
+  take_queued(node);
+  if (--by_priority_[node.pri - MINPRI] == 0) --priorities_;
+  Slot& slot = slots_[node.fd];
   if (node.prev != nullptr) node.prev->next = node.next;
-  else heads_[node.fd] = node.next;
+  else slot.head = node.next;
   if (node.next != nullptr) node.next->prev = node.prev;
   node.prev = node.next = nullptr;
   node.linked = false;
-  if (heads_[node.fd] == nullptr) backend_->remove(node.fd);
+  if (slot.head == nullptr) backend_->remove(node.fd);
   if (--nodes_ == 0) ev_unref(loop_);
 }
 
@@ -83,65 +78,57 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
 // all, and libev orders it with the newcomer.
 void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
   auto* self = static_cast<PriorityTable*>(io->data);
-  ReadyFd ready[kBatch];
-  const int n = self->backend_->drain(ready, kBatch);
-  if (n == 0) return;
   // A callback of an outer on_ready runs the loop: libev orders the rest now.
-  if (self->batch_ != nullptr) self->spill(*self->batch_);
-  if (ev_pending_count(loop) != 0) {  // the drain itself is no longer counted
-    bool stale = false;
-    for (int i = 0; i < n; ++i) stale |= !self->feed_fd(ready[i]);
-    if (stale) [[unlikely]] self->drop_stale();
+  if (self->batch_ != nullptr) [[unlikely]] self->spill(*self->batch_);
+  bool stale = false;
+  if (ev_pending_count(loop) != 0) [[unlikely]] {  // the drain itself is no longer counted
+    self->backend_->drain(kBatch, [&](int fd, int revents, unsigned tag) {
+      ExceptNode* node = self->live(fd, tag);
+      if (node == nullptr) stale = true;
+      for (; node != nullptr; node = node->next) ev_feed_event(loop, node->ev, revents);
+    });
+    if (stale) self->drop_stale();
     return;
   }
   Batch batch;
-  batch.outer = self->batch_;
-  bool sorted = true, stale = false;
-  int last_pri = MAXPRI;
-  for (int i = 0; i < n; ++i) {
-    const auto fd = static_cast<std::size_t>(ready[i].fd);
-    if (!self->is_live(ready[i])) [[unlikely]] {
+  Entry* out = batch.entries;
+  Entry* const end = batch.entries + kBatch;
+  self->backend_->drain(kBatch, [&](int fd, int revents, unsigned tag) {
+    ExceptNode* node = self->live(fd, tag);
+    if (node == nullptr) [[unlikely]] {
       stale = true;
-      continue;
+      return;
     }
-    for (ExceptNode* node = self->heads_[fd]; node != nullptr; node = node->next) {
-      if (batch.count == kBatch) {
-        ev_feed_event(loop, node->ev, ready[i].revents);
-        continue;
-      }
-      const int pri = priority_of(node);
-      sorted &= pri <= last_pri;
-      last_pri = pri;
-      node->queued = ready[i].revents;
-      batch.nodes[batch.count++] = node;
-    }
-  }
+    do {
+      if (out == end) [[unlikely]] ev_feed_event(loop, node->ev, revents);  // several per fd
+      else *out++ = {node, revents};
+    } while ((node = node->next) != nullptr);
+  });
   if (stale) [[unlikely]] self->drop_stale();
+  batch.count = static_cast<int>(out - batch.entries);
   if (batch.count == 0) return;
-  if (!sorted) {  // highest priority first; insertion sort: batches are small
+  if (self->priorities_ > 1) {  // highest priority first; insertion sort: batches are small
     for (int i = 1; i < batch.count; ++i) {
-      ExceptNode* node = batch.nodes[i];
+      const Entry entry = batch.entries[i];
       int j = i;
-      for (; j > 0 && priority_of(batch.nodes[j - 1]) < priority_of(node); --j)
-        batch.nodes[j] = batch.nodes[j - 1];
-      batch.nodes[j] = node;
+      for (; j > 0 && batch.entries[j - 1].node->pri < entry.node->pri; --j)
+        batch.entries[j] = batch.entries[j - 1];
+      batch.entries[j] = entry;
     }
   }
+  batch.outer = self->batch_;
   self->batch_ = &batch;
   unsigned epoch = self->feeds_;
-  for (int i = 0; i < batch.count; ++i) {
-    ExceptNode* node = batch.nodes[i];
-    if (node == nullptr) continue;  // stopped or destroyed by an earlier callback
-    batch.nodes[i] = nullptr;
-    const int revents = node->queued;
-    node->queued = 0;
-    if (revents == 0) continue;  // its pending event was cleared
+  for (Entry* entry = batch.entries; entry != out; ++entry) {
+    ExceptNode* node = entry->node;
+    if (node == nullptr) continue;  // stopped, destroyed or cleared by an earlier callback
+    entry->node = nullptr;
     auto* w = static_cast<ev_watcher*>(node->ev);
-    w->cb(loop, w, revents);  // exactly what libev's dispatch does
+    w->cb(loop, w, entry->revents);  // exactly what libev's dispatch does
     // Something was fed: if it is pending now, libev must order the rest.
     if (self->feeds_ != epoch) [[unlikely]] {
       epoch = self->feeds_;
-      if (i + 1 < batch.count && ev_pending_count(loop) != 0) {
+      if (entry + 1 != out && ev_pending_count(loop) != 0) {
         self->spill(batch);
         break;
       }
@@ -150,21 +137,31 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
   self->batch_ = batch.outer;
 }
 
-bool PriorityTable::feed_fd(const ReadyFd& ready) noexcept {
-  if (!is_live(ready)) return false;
-  for (ExceptNode* node = heads_[static_cast<std::size_t>(ready.fd)]; node != nullptr; node = node->next)
-    ev_feed_event(loop_, node->ev, ready.revents);
-  return true;
-}
-
 void PriorityTable::spill(Batch& batch) noexcept {
   for (int i = 0; i < batch.count; ++i) {
-    ExceptNode* node = batch.nodes[i];
-    if (node == nullptr) continue;
-    batch.nodes[i] = nullptr;
-    if (node->queued != 0) ev_feed_event(loop_, node->ev, node->queued);
-    node->queued = 0;
+    Entry& entry = batch.entries[i];
+    if (entry.node == nullptr) continue;
+    ev_feed_event(loop_, entry.node->ev, entry.revents);
+    entry.node = nullptr;
   }
+}
+
+int PriorityTable::take_queued(const ExceptNode& node) noexcept {
+  int revents = 0;
+  for (Batch* batch = batch_; batch != nullptr; batch = batch->outer)
+    for (int i = 0; i < batch->count; ++i)
+      if (batch->entries[i].node == &node) {
+        revents |= batch->entries[i].revents;
+        batch->entries[i].node = nullptr;
+      }
+  return revents;
+}
+
+bool PriorityTable::is_queued(const ExceptNode& node) const noexcept {
+  for (const Batch* batch = batch_; batch != nullptr; batch = batch->outer)
+    for (int i = 0; i < batch->count; ++i)
+      if (batch->entries[i].node == &node) return true;
+  return false;
 }
 
 void except_start(Loop& loop, ExceptNode& node) { Access::make_priority_table(loop).add(node); }
@@ -176,13 +173,14 @@ void except_stop(Loop& loop, ExceptNode& node) noexcept {
 
 int except_take_pending(Loop& loop, ExceptNode& node) noexcept {
   int revents = ev_clear_pending(loop.raw(), static_cast<ev_watcher*>(node.ev));
-  revents |= node.queued;
-  node.queued = 0;
+  if (PriorityTable* table = Access::priority_table(loop)) revents |= table->take_queued(node);
   return revents;
 }
 
-bool except_is_pending(const ExceptNode& node) noexcept {
-  return node.queued != 0 || ev_is_pending(static_cast<ev_watcher*>(node.ev));
+bool except_is_pending(Loop& loop, const ExceptNode& node) noexcept {
+  if (ev_is_pending(static_cast<ev_watcher*>(node.ev))) return true;
+  const PriorityTable* table = Access::priority_table(loop);
+  return table != nullptr && table->is_queued(node);
 }
 
 // An event of a registration nobody owns any more (a file closed under a
@@ -201,12 +199,12 @@ void PriorityTable::drop_stale() noexcept {
 // fd could not be added (the first such fd and errno are reported).
 // @throws std::system_error if no new queue can be created (nothing changed).
 bool PriorityTable::rebuild(int* failed_fd, int* failed_errno) {
-  auto fresh = make_except_backend();
+  auto fresh = std::make_unique<ExceptBackend>();
   *failed_fd = -1;
-  for (std::size_t fd = 0; fd < heads_.size(); ++fd) {
-    if (heads_[fd] == nullptr) continue;
+  for (std::size_t fd = 0; fd < slots_.size(); ++fd) {
+    if (slots_[fd].head == nullptr) continue;
     try {
-      fresh->add(static_cast<int>(fd), tags_[fd]);
+      fresh->add(static_cast<int>(fd), slots_[fd].tag);
     } catch (const std::system_error& e) {
       if (*failed_fd < 0) *failed_fd = static_cast<int>(fd), *failed_errno = e.code().value();
     }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "events.hpp"
 #include "exceptional.hpp"
 
 namespace evw::detail {
@@ -33,31 +34,46 @@ class PriorityTable {
   std::size_t size() const noexcept { return nodes_; }
   /// Something was fed into libev's queue from outside its dispatch.
   void note_feed() noexcept { ++feeds_; }
+  /// The event node waits for in a direct-dispatch batch, taken (0 if none).
+  int take_queued(const ExceptNode& node) noexcept;
+  bool is_queued(const ExceptNode& node) const noexcept;
 
  private:
   static constexpr int kBatch = 64;  // ready fds per drain; more come next iteration
   // Watchers about to be called directly by one on_ready; entries are nulled
   // when their watcher stops, so a callback may stop or destroy any of them.
+  struct Entry {
+    ExceptNode* node;  // nullptr once called, stopped, or its event taken
+    int revents;
+  };
   struct Batch {
-    ExceptNode* nodes[kBatch];
+    Entry entries[kBatch];
     int count = 0;
     Batch* outer = nullptr;  // an on_ready further up the stack (a nested run())
   };
   static void on_ready(struct ev_loop* loop, ev_io* io, int revents) noexcept;
+  // One per fd number: its watchers and the tag of its kernel registration.
+  struct Slot {
+    ExceptNode* head = nullptr;
+    unsigned tag = 0;  // bumped at every registration
+  };
   void spill(Batch& batch) noexcept;
-  bool feed_fd(const ReadyFd& ready) noexcept;  // false: a stale event
   void drop_stale() noexcept;
-  bool is_live(const ReadyFd& ready) const noexcept {
-    const auto fd = static_cast<std::size_t>(ready.fd);
-    return fd < heads_.size() && heads_[fd] != nullptr && tags_[fd] == ready.tag;
+  bool rebuild(int* failed_fd, int* failed_errno);
+  // The watchers an event belongs to, or nullptr for a stale event (see
+  // backend_epoll.hpp c) or one of an fd nobody watches any more.
+  ExceptNode* live(int fd, unsigned tag) const noexcept {
+    // Every fd epoll reports was registered once, and slots_ never shrinks.
+    const Slot& slot = slots_.data()[static_cast<unsigned>(fd)];
+    return slot.tag == tag ? slot.head : nullptr;
   }
 
   struct ev_loop* loop_;
   std::unique_ptr<ExceptBackend> backend_;
   ev_io io_;
-  std::vector<ExceptNode*> heads_;  // indexed by fd
-  std::vector<unsigned> tags_;      // indexed by fd: bumped at every registration
-  bool rebuild(int* failed_fd, int* failed_errno);
+  std::vector<Slot> slots_;  // indexed by fd
+  int by_priority_[MAXPRI - MINPRI + 1] = {};  // registered nodes at each priority
+  int priorities_ = 0;  // how many priorities have nodes: above 1, batches are sorted
   std::size_t nodes_ = 0;
   Batch* batch_ = nullptr;
   unsigned feeds_ = 0;  // see note_feed
