@@ -14,10 +14,11 @@
 //   void modify(int fd, unsigned tag)  re-register with a new tag, adding again
 //                                    if the kernel dropped fd; throws as add
 //   void remove(int fd) noexcept     unregister; a closed fd is not an error
-//   template <class Visit> int drain(int max, Visit&& visit) noexcept
-//                                    without blocking, calls visit(fd, revents,
-//                                    tag) for up to max ready fds (revents in
-//                                    evw bits: PRI, ERR, HUP); returns how many
+//   using Ready = ...                one ready registration as the kernel reports it
+//   int drain(Ready* out, int max) noexcept
+//                                    up to max ready registrations, without blocking
+//   static int fd_of(const Ready&), unsigned tag_of(const Ready&),
+//          int revents_of(const Ready&)   (evw bits: PRI, ERR, HUP)
 //
 // backend_epoll.hpp is Linux's; a kqueue EVFILT_EXCEPT backend or a
 // poll()-thread fallback would be another header selected here.

@@ -48,19 +48,18 @@ class ExceptBackend {
   void modify(int fd, unsigned tag);
   void remove(int fd) noexcept;
 
-  template <class Visit>
-  int drain(int max, Visit&& visit) noexcept {
-    constexpr int kMax = 64;
-    epoll_event events[kMax];
+  /// One ready registration, as the kernel reports it; decoded by the
+  /// accessors below only when the table gets to it.
+  using Ready = epoll_event;
+  static int fd_of(const Ready& r) noexcept { return static_cast<int>(static_cast<std::uint32_t>(r.data.u64)); }
+  static unsigned tag_of(const Ready& r) noexcept { return static_cast<unsigned>(r.data.u64 >> 32); }
+  static int revents_of(const Ready& r) noexcept { return kEpollRevents[(r.events >> 1) & 0xf]; }
+
+  /// Up to max ready registrations, without blocking. @return how many.
+  int drain(Ready* out, int max) noexcept {
     int n;
-    do n = ::epoll_wait(epfd_, events, max < kMax ? max : kMax, 0);
+    do n = ::epoll_wait(epfd_, out, max, 0);
     while (n < 0 && errno == EINTR);
-    for (int i = 0; i < n; ++i) {
-      const int revents = kEpollRevents[(events[i].events >> 1) & 0xf];
-      const std::uint64_t data = events[i].data.u64;
-      visit(static_cast<int>(static_cast<std::uint32_t>(data)), revents,
-            static_cast<unsigned>(data >> 32));
-    }
     return n < 0 ? 0 : n;
   }
 

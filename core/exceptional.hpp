@@ -13,7 +13,10 @@ class PriorityTable;
 /// Nodes on the same fd form a list; the fd is registered with the kernel once.
 struct ExceptNode {
   int fd = -1;
-  void* ev = nullptr;  // the libev watcher invoked (or fed) when the fd is ready
+  void* ev = nullptr;  // the libev watcher fed when the fd is ready and libev must order it
+  // Called directly when the table delivers the event itself; may throw (the
+  // table catches, as libev's callback wrappers do).
+  void (*call)(void* ev, int revents) = nullptr;
   ExceptNode* prev = nullptr;
   ExceptNode* next = nullptr;
   int pri = 0;  // the watcher's priority, copied at registration (set_priority re-registers)

@@ -12,12 +12,19 @@ void Access::note_feed(Loop& loop) noexcept {
   if (loop.priority_) loop.priority_->note_feed();
 }
 
+void PriorityTable::capture() noexcept { Access::capture(*owner_, std::current_exception()); }
+
+void PriorityTable::note_feed() noexcept {
+  ++feeds_;
+  resolve_all();  // a lazy batch cannot tell whether the fed event will overtake it
+}
+
 PriorityTable& Access::make_priority_table(Loop& loop) {
-  if (!loop.priority_) loop.priority_ = std::make_unique<PriorityTable>(loop.raw());
+  if (!loop.priority_) loop.priority_ = std::make_unique<PriorityTable>(loop);
   return *loop.priority_;
 }
 
-PriorityTable::PriorityTable(struct ev_loop* loop) : loop_(loop), backend_(std::make_unique<ExceptBackend>()) {
+PriorityTable::PriorityTable(Loop& owner) : owner_(&owner), loop_(owner.raw()), backend_(std::make_unique<ExceptBackend>()) {
   ev_io_init(&io_, on_ready, backend_->pollable_fd(), EV_READ);
   // At EV_MAXPRI the drain runs before any user callback of the iteration,
   // so a fed high-priority event still overtakes a pending low-priority one.
@@ -38,6 +45,7 @@ PriorityTable::~PriorityTable() {
 }
 
 void PriorityTable::add(ExceptNode& node) {
+  resolve_all();  // the tag bump below would hide a queued record from its watcher
   const int fd = node.fd;
   if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(fd + 1);
   Slot& slot = slots_[fd];
@@ -76,38 +84,68 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
 // which is the order libev would pick. As soon as anything else becomes
 // pending (a callback fed an event, ran the loop, ...) the rest is fed after
 // all, and libev orders it with the newcomer.
+//
+// Records are looked up as they are dispatched while nothing can tell the
+// difference: one priority in the table, one watcher per fd, and no callback
+// has touched the table since the drain. Anything else resolves the rest
+// into entries first (resolve), whose order and contents are then fixed.
 void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
   auto* self = static_cast<PriorityTable*>(io->data);
   // A callback of an outer on_ready runs the loop: libev orders the rest now.
-  if (self->batch_ != nullptr) [[unlikely]] self->spill(*self->batch_);
-  bool stale = false;
-  if (ev_pending_count(loop) != 0) [[unlikely]] {  // the drain itself is no longer counted
-    self->backend_->drain(kBatch, [&](int fd, int revents, unsigned tag) {
-      ExceptNode* node = self->live(fd, tag);
-      if (node == nullptr) stale = true;
-      for (; node != nullptr; node = node->next) ev_feed_event(loop, node->ev, revents);
-    });
-    if (stale) self->drop_stale();
-    return;
+  if (self->batch_ != nullptr) [[unlikely]] {
+    self->resolve_all();
+    self->spill(*self->batch_);
   }
   Batch batch;
+  batch.ready_count = self->backend_->drain(batch.ready, kBatch);
+  if (batch.ready_count == 0) return;
+  batch.outer = self->batch_;
+  self->batch_ = &batch;
+  const unsigned epoch = self->feeds_;
+  if (ev_pending_count(loop) != 0 || self->priorities_ > 1) [[unlikely]] {
+    self->resolve(batch);  // the drain itself is no longer counted as pending
+  } else {
+    // Lazy: ends as soon as a callback touches the table or feeds an event
+    // (note_feed resolves the rest; dispatch_entries then decides whether
+    // libev must order it).
+    for (int i = 0, n = batch.ready_count; i < n; ++i) {
+      const Ready& ready = batch.ready[i];
+      ExceptNode* node = self->live(ready);
+      if (node == nullptr || node->next != nullptr) [[unlikely]] {
+        batch.next = i;
+        self->resolve(batch);
+        break;
+      }
+      batch.next = i + 1;
+      self->call(*node, ExceptBackend::revents_of(ready));
+      if (!batch.lazy) [[unlikely]] break;
+    }
+  }
+  if (!batch.lazy) self->dispatch_entries(batch, epoch);
+  self->batch_ = batch.outer;
+  if (batch.stale) [[unlikely]] self->drop_stale();
+}
+
+// The records not yet dispatched become entries (or are fed to libev when
+// something else is pending, or when there are more watchers than entries),
+// sorted by priority.
+void PriorityTable::resolve(Batch& batch) noexcept {
+  batch.lazy = false;
+  const bool direct = ev_pending_count(loop_) == 0;
   Entry* out = batch.entries;
   Entry* const end = batch.entries + kBatch;
-  self->backend_->drain(kBatch, [&](int fd, int revents, unsigned tag) {
-    ExceptNode* node = self->live(fd, tag);
-    if (node == nullptr) [[unlikely]] {
-      stale = true;
-      return;
-    }
-    do {
-      if (out == end) [[unlikely]] ev_feed_event(loop, node->ev, revents);  // several per fd
+  for (; batch.next < batch.ready_count; ++batch.next) {
+    const Ready& ready = batch.ready[batch.next];
+    ExceptNode* node = live(ready);
+    if (node == nullptr) batch.stale = true;
+    const int revents = ExceptBackend::revents_of(ready);
+    for (; node != nullptr; node = node->next) {
+      if (!direct || out == end) ev_feed_event(loop_, node->ev, revents);
       else *out++ = {node, revents};
-    } while ((node = node->next) != nullptr);
-  });
-  if (stale) [[unlikely]] self->drop_stale();
+    }
+  }
   batch.count = static_cast<int>(out - batch.entries);
-  if (batch.count == 0) return;
-  if (self->priorities_ > 1) {  // highest priority first; insertion sort: batches are small
+  if (priorities_ > 1) {  // highest priority first; insertion sort: batches are small
     for (int i = 1; i < batch.count; ++i) {
       const Entry entry = batch.entries[i];
       int j = i;
@@ -116,25 +154,24 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
       batch.entries[j] = entry;
     }
   }
-  batch.outer = self->batch_;
-  self->batch_ = &batch;
-  unsigned epoch = self->feeds_;
-  for (Entry* entry = batch.entries; entry != out; ++entry) {
-    ExceptNode* node = entry->node;
-    if (node == nullptr) continue;  // stopped, destroyed or cleared by an earlier callback
-    entry->node = nullptr;
-    auto* w = static_cast<ev_watcher*>(node->ev);
-    w->cb(loop, w, entry->revents);  // exactly what libev's dispatch does
+}
+
+void PriorityTable::dispatch_entries(Batch& batch, unsigned epoch) noexcept {
+  for (int i = 0; i < batch.count; ++i) {
     // Something was fed: if it is pending now, libev must order the rest.
-    if (self->feeds_ != epoch) [[unlikely]] {
-      epoch = self->feeds_;
-      if (entry + 1 != out && ev_pending_count(loop) != 0) {
-        self->spill(batch);
+    if (feeds_ != epoch) [[unlikely]] {
+      epoch = feeds_;
+      if (ev_pending_count(loop_) != 0) {
+        spill(batch);
         break;
       }
     }
+    Entry& entry = batch.entries[i];
+    ExceptNode* node = entry.node;
+    if (node == nullptr) continue;  // stopped, destroyed or cleared by an earlier callback
+    entry.node = nullptr;
+    call(*node, entry.revents);
   }
-  self->batch_ = batch.outer;
 }
 
 void PriorityTable::spill(Batch& batch) noexcept {
@@ -147,6 +184,7 @@ void PriorityTable::spill(Batch& batch) noexcept {
 }
 
 int PriorityTable::take_queued(const ExceptNode& node) noexcept {
+  resolve_all();
   int revents = 0;
   for (Batch* batch = batch_; batch != nullptr; batch = batch->outer)
     for (int i = 0; i < batch->count; ++i)
@@ -157,7 +195,8 @@ int PriorityTable::take_queued(const ExceptNode& node) noexcept {
   return revents;
 }
 
-bool PriorityTable::is_queued(const ExceptNode& node) const noexcept {
+bool PriorityTable::is_queued(const ExceptNode& node) noexcept {
+  resolve_all();
   for (const Batch* batch = batch_; batch != nullptr; batch = batch->outer)
     for (int i = 0; i < batch->count; ++i)
       if (batch->entries[i].node == &node) return true;
@@ -179,7 +218,7 @@ int except_take_pending(Loop& loop, ExceptNode& node) noexcept {
 
 bool except_is_pending(Loop& loop, const ExceptNode& node) noexcept {
   if (ev_is_pending(static_cast<ev_watcher*>(node.ev))) return true;
-  const PriorityTable* table = Access::priority_table(loop);
+  PriorityTable* table = Access::priority_table(loop);
   return table != nullptr && table->is_queued(node);
 }
 

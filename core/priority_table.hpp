@@ -5,7 +5,7 @@
 // table's lifetime and counted as active only while a node is registered (so
 // run() still returns when nothing else is left). When it fires, the ready
 // fds are drained and their watchers are delivered in priority order (see
-// on_ready for the two ways).
+// on_ready).
 #pragma once
 
 #include <ev.h>
@@ -21,7 +21,7 @@ namespace evw::detail {
 
 class PriorityTable {
  public:
-  explicit PriorityTable(struct ev_loop* loop);
+  explicit PriorityTable(Loop& owner);
   ~PriorityTable();
   PriorityTable(const PriorityTable&) = delete;
   PriorityTable& operator=(const PriorityTable&) = delete;
@@ -33,41 +33,66 @@ class PriorityTable {
   void after_fork();
   std::size_t size() const noexcept { return nodes_; }
   /// Something was fed into libev's queue from outside its dispatch.
-  void note_feed() noexcept { ++feeds_; }
+  void note_feed() noexcept;
   /// The event node waits for in a direct-dispatch batch, taken (0 if none).
   int take_queued(const ExceptNode& node) noexcept;
-  bool is_queued(const ExceptNode& node) const noexcept;
+  bool is_queued(const ExceptNode& node) noexcept;
 
  private:
   static constexpr int kBatch = 64;  // ready fds per drain; more come next iteration
-  // Watchers about to be called directly by one on_ready; entries are nulled
-  // when their watcher stops, so a callback may stop or destroy any of them.
+  using Ready = ExceptBackend::Ready;
   struct Entry {
     ExceptNode* node;  // nullptr once called, stopped, or its event taken
     int revents;
   };
+  // The events one on_ready is delivering directly. They start as the raw
+  // kernel records, looked up one by one as they are dispatched (`lazy`);
+  // the moment anything could observe or change the table (a watcher started,
+  // stopped, asked whether it is pending, a nested run), the rest is resolved
+  // into entries, which stop() and friends can find and clear.
   struct Batch {
+    Ready ready[kBatch];
+    int ready_count = 0;
+    int next = 0;       // the first raw record not yet dispatched
+    bool lazy = true;   // false: the rest is in entries
+    bool stale = false; // a record of a registration nobody owns was seen
     Entry entries[kBatch];
     int count = 0;
     Batch* outer = nullptr;  // an on_ready further up the stack (a nested run())
   };
-  static void on_ready(struct ev_loop* loop, ev_io* io, int revents) noexcept;
   // One per fd number: its watchers and the tag of its kernel registration.
   struct Slot {
     ExceptNode* head = nullptr;
     unsigned tag = 0;  // bumped at every registration
   };
+  static void on_ready(struct ev_loop* loop, ev_io* io, int revents) noexcept;
+  // Calls node's callback; an exception is kept for run(), as dispatch does.
+  void call(ExceptNode& node, int revents) noexcept {
+    try {
+      node.call(node.ev, revents);  // may destroy node: touch nothing after
+    } catch (...) {
+      capture();
+    }
+  }
+  void capture() noexcept;
+  void resolve(Batch& batch) noexcept;
+  void resolve_all() noexcept {
+    for (Batch* batch = batch_; batch != nullptr; batch = batch->outer)
+      if (batch->lazy) resolve(*batch);
+  }
+  void dispatch_entries(Batch& batch, unsigned epoch) noexcept;
   void spill(Batch& batch) noexcept;
   void drop_stale() noexcept;
   bool rebuild(int* failed_fd, int* failed_errno);
-  // The watchers an event belongs to, or nullptr for a stale event (see
+  // The watchers a record belongs to, or nullptr for a stale record (see
   // backend_epoll.hpp c) or one of an fd nobody watches any more.
-  ExceptNode* live(int fd, unsigned tag) const noexcept {
-    // Every fd epoll reports was registered once, and slots_ never shrinks.
-    const Slot& slot = slots_.data()[static_cast<unsigned>(fd)];
-    return slot.tag == tag ? slot.head : nullptr;
+  ExceptNode* live(const Ready& ready) const noexcept {
+    // Every fd the kernel reports was registered once, and slots_ never shrinks.
+    const Slot& slot = slots_.data()[static_cast<unsigned>(ExceptBackend::fd_of(ready))];
+    return slot.tag == ExceptBackend::tag_of(ready) ? slot.head : nullptr;
   }
 
+  Loop* owner_;
   struct ev_loop* loop_;
   std::unique_ptr<ExceptBackend> backend_;
   ev_io io_;

@@ -14,6 +14,10 @@ void priority_callback(struct ev_loop*, ev_watcher* w, int revents) noexcept {
   detail::dispatch(*static_cast<Priority*>(w->data), revents);
 }
 
+void priority_direct(void* ev, int revents) {
+  detail::dispatch_uncaught(*static_cast<Priority*>(static_cast<ev_watcher*>(ev)->data), revents);
+}
+
 void check(int fd) {
   if (fd < 0) detail::throw_invalid("Priority", "fd", std::to_string(fd) + " is negative");
 }
@@ -25,6 +29,7 @@ Priority::Priority(Loop& loop, int fd, Callback cb)
   check(fd);
   node_.fd = fd;
   node_.ev = &ev_;
+  node_.call = priority_direct;
   ev_set_cb(detail::ev_of<ev_watcher>(*this), priority_callback);
 }
 
