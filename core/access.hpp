@@ -50,18 +50,6 @@ inline void dispatch(W& w, int revents) noexcept {
   }
 }
 
-// dispatch for a caller that catches itself (the EPOLLPRI table): the same
-// steps without a try block of its own, so it can end in a tail call.
-template <class W>
-inline void dispatch_uncaught(W& w, int revents) {
-  Loop& loop = *Access::loop(w);
-  if (Access::failed(loop)) [[unlikely]] {
-    Access::defer(loop, w, revents);
-    return;
-  }
-  Access::callback(w)(w, revents);  // may destroy w: touch nothing after
-}
-
 template <class EvWatcher>
 inline EvWatcher* ev_of(const WatcherBase& w) noexcept {
   return static_cast<EvWatcher*>(Access::ev(w));

@@ -29,7 +29,7 @@ constexpr int epoll_revents(unsigned bits) {
   const unsigned e = bits << 1;
   return ((e & EPOLLPRI) ? PRI : (e & EPOLLERR) ? ERR : 0) | ((e & EPOLLHUP) ? HUP : 0);
 }
-inline constexpr int kEpollRevents[16] = {
+static constexpr int kEpollRevents[16] = {
     epoll_revents(0),  epoll_revents(1),  epoll_revents(2),  epoll_revents(3),
     epoll_revents(4),  epoll_revents(5),  epoll_revents(6),  epoll_revents(7),
     epoll_revents(8),  epoll_revents(9),  epoll_revents(10), epoll_revents(11),

@@ -14,8 +14,8 @@ class PriorityTable;
 struct ExceptNode {
   int fd = -1;
   void* ev = nullptr;  // the libev watcher fed when the fd is ready and libev must order it
-  // Called directly when the table delivers the event itself; may throw (the
-  // table catches, as libev's callback wrappers do).
+  // Called directly when the table delivers the event itself, never after the
+  // loop failed (a callback threw); may throw: the table catches.
   void (*call)(void* ev, int revents) = nullptr;
   ExceptNode* prev = nullptr;
   ExceptNode* next = nullptr;

@@ -170,6 +170,9 @@ void Loop::capture(std::exception_ptr error) noexcept {
   if (!error_) error_ = std::move(error);
   failed_ = true;
   ev_break(raw_, EVBREAK_ALL);
+  // Events the EPOLLPRI table was about to call directly go through libev's
+  // queue now, whose dispatch defers them.
+  if (priority_) priority_->hand_over();
 }
 
 void Loop::defer(detail::WatcherBase& w, int revents) { deferred_.emplace_back(&w, revents); }

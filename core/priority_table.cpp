@@ -14,6 +14,13 @@ void Access::note_feed(Loop& loop) noexcept {
 
 void PriorityTable::capture() noexcept { Access::capture(*owner_, std::current_exception()); }
 
+void PriorityTable::hand_over() noexcept {
+  for (Batch* batch = batch_; batch != nullptr; batch = batch->outer) {
+    if (batch->lazy) resolve(*batch);  // feeds: the loop has failed
+    spill(*batch);
+  }
+}
+
 void PriorityTable::note_feed() noexcept {
   ++feeds_;
   resolve_all();  // a lazy batch cannot tell whether the fed event will overtake it
@@ -49,15 +56,18 @@ void PriorityTable::add(ExceptNode& node) {
   const int fd = node.fd;
   if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(fd + 1);
   Slot& slot = slots_[fd];
-  const unsigned tag = ++slot.tag;
+  unsigned tag = slot.tag + 1;
+  if (tag == kNoTag) ++tag;
   if (slot.head == nullptr) backend_->add(fd, tag);
-  else backend_->modify(fd, tag);
+  else backend_->modify(fd, tag);  // if this throws, the kernel keeps the old tag
+  slot.tag = tag;
   node.pri = ev_priority(static_cast<ev_watcher*>(node.ev));
   if (by_priority_[node.pri - MINPRI]++ == 0) ++priorities_;
   node.prev = nullptr;
   node.next = slot.head;
   if (node.next != nullptr) node.next->prev = &node;
   slot.head = &node;
+  slot.one_tag = node.next == nullptr ? tag : kNoTag;
   node.linked = true;
   if (nodes_++ == 0) ev_ref(loop_);
 }
@@ -72,6 +82,8 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
   if (node.next != nullptr) node.next->prev = node.prev;
   node.prev = node.next = nullptr;
   node.linked = false;
+  // Still the tag the kernel has (no new registration); kNoTag unless one is left.
+  slot.one_tag = slot.head != nullptr && slot.head->next == nullptr ? slot.tag : kNoTag;
   if (slot.head == nullptr) backend_->remove(node.fd);
   if (--nodes_ == 0) ev_unref(loop_);
 }
@@ -102,7 +114,8 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
   batch.outer = self->batch_;
   self->batch_ = &batch;
   const unsigned epoch = self->feeds_;
-  if (ev_pending_count(loop) != 0 || self->priorities_ > 1) [[unlikely]] {
+  if (ev_pending_count(loop) != 0 || self->priorities_ > 1 || Access::failed(*self->owner_))
+      [[unlikely]] {
     self->resolve(batch);  // the drain itself is no longer counted as pending
   } else {
     // Lazy: ends as soon as a callback touches the table or feeds an event
@@ -110,8 +123,8 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
     // libev must order it).
     for (int i = 0, n = batch.ready_count; i < n; ++i) {
       const Ready& ready = batch.ready[i];
-      ExceptNode* node = self->live(ready);
-      if (node == nullptr || node->next != nullptr) [[unlikely]] {
+      ExceptNode* node = self->only(ready);
+      if (node == nullptr) [[unlikely]] {
         batch.next = i;
         self->resolve(batch);
         break;
@@ -131,7 +144,7 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
 // sorted by priority.
 void PriorityTable::resolve(Batch& batch) noexcept {
   batch.lazy = false;
-  const bool direct = ev_pending_count(loop_) == 0;
+  const bool direct = ev_pending_count(loop_) == 0 && !Access::failed(*owner_);
   Entry* out = batch.entries;
   Entry* const end = batch.entries + kBatch;
   for (; batch.next < batch.ready_count; ++batch.next) {

@@ -63,8 +63,10 @@ class PriorityTable {
   // One per fd number: its watchers and the tag of its kernel registration.
   struct Slot {
     ExceptNode* head = nullptr;
-    unsigned tag = 0;  // bumped at every registration
+    unsigned tag = 0;       // bumped at every registration, never kNoTag
+    unsigned one_tag = kNoTag;  // tag while exactly one watcher is here, else kNoTag
   };
+  static constexpr unsigned kNoTag = 0;
   static void on_ready(struct ev_loop* loop, ev_io* io, int revents) noexcept;
   // Calls node's callback; an exception is kept for run(), as dispatch does.
   void call(ExceptNode& node, int revents) noexcept {
@@ -75,6 +77,13 @@ class PriorityTable {
     }
   }
   void capture() noexcept;
+
+ public:
+  /// The loop failed (an exception was captured): everything not yet called
+  /// directly goes to libev's queue, whose dispatch defers it.
+  void hand_over() noexcept;
+
+ private:
   void resolve(Batch& batch) noexcept;
   void resolve_all() noexcept {
     for (Batch* batch = batch_; batch != nullptr; batch = batch->outer)
@@ -86,6 +95,12 @@ class PriorityTable {
   bool rebuild(int* failed_fd, int* failed_errno);
   // The watchers a record belongs to, or nullptr for a stale record (see
   // backend_epoll.hpp c) or one of an fd nobody watches any more.
+  // The lazy path's test: the watcher if the record is live and the fd has
+  // exactly one, else nullptr. One comparison.
+  ExceptNode* only(const Ready& ready) const noexcept {
+    const Slot& slot = slots_.data()[static_cast<unsigned>(ExceptBackend::fd_of(ready))];
+    return slot.one_tag == ExceptBackend::tag_of(ready) ? slot.head : nullptr;
+  }
   ExceptNode* live(const Ready& ready) const noexcept {
     // Every fd the kernel reports was registered once, and slots_ never shrinks.
     const Slot& slot = slots_.data()[static_cast<unsigned>(ExceptBackend::fd_of(ready))];

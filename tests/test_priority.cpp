@@ -533,3 +533,134 @@ TEST_CASE("an exception inside a batch keeps the rest for the next run()") {
   t.loop.run(evw::NOWAIT);
   CHECK(t.order == std::vector<std::string>{"p0", "p1", "p2"});
 }
+
+// The same guarantees on the lazy path: one priority in the table and one
+// watcher per fd, where records are looked up as they are delivered. The
+// order among equal priorities is not specified, so the first watcher called
+// acts on the two others, whichever they are.
+namespace {
+struct Same : Three {
+  int first = -1;
+  int calls[3] = {0, 0, 0};
+  Same() : Three(0, 0, 0) {}
+  // Replace every callback: count, clear the condition, and let the first
+  // one called run act(i, j, k) with j, k the two others.
+  template <class F>
+  void on_first(F act) {
+    for (int i = 0; i < 3; ++i)
+      p[i]->set_callback([this, i, act](evw::Priority& w, int) {
+        ++calls[i];
+        order.push_back("p" + std::to_string(i));
+        take_urgent(w.fd());
+        if (first < 0) {
+          first = i;
+          act(i, (i + 1) % 3, (i + 2) % 3);
+        }
+      });
+  }
+  int total() const { return calls[0] + calls[1] + calls[2]; }
+};
+}  // namespace
+
+TEST_CASE("lazy batch: later watchers are pending") {
+  Same t;
+  bool pending_seen = false;
+  t.on_first([&](int, int j, int k) { pending_seen = t.p[j]->is_pending() && t.p[k]->is_pending(); });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  CHECK(pending_seen);
+  CHECK(t.total() == 3);
+}
+
+TEST_CASE("lazy batch: later watchers keep their event through set(), lose it to clear_pending()") {
+  Same t;
+  int cleared = 0;
+  int kept = -1, dropped = -1;
+  t.on_first([&](int, int j, int k) {
+    kept = j, dropped = k;
+    t.p[j]->set(t.c[j].second.get());  // freeze/thaw while waiting in the batch
+    cleared = t.p[k]->clear_pending();
+    take_urgent(t.c[k].second.get());  // or the level-triggered condition fires again
+  });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  REQUIRE(kept >= 0);
+  CHECK(t.calls[kept] == 1);  // in the same iteration: the event was kept, not found again
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  CHECK(cleared == evw::PRI);
+  CHECK(t.calls[kept] == 1);
+  CHECK(t.calls[dropped] == 0);
+  CHECK(t.total() == 2);
+}
+
+TEST_CASE("lazy batch: stopping or destroying later watchers in a callback is safe and takes effect") {
+  Same t;
+  t.on_first([&](int, int j, int k) {
+    t.p[j]->stop();
+    t.p[k].reset();
+  });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  t.loop.run(evw::NOWAIT);
+  CHECK(t.total() == 1);
+  for (auto& pair : t.c) take_urgent(pair.second.get());
+}
+
+TEST_CASE("lazy batch: a watcher started on a pending watcher's fd does not take its event") {
+  Same t;
+  int k_fd = -1, extra_calls = 0, k_index = -1;
+  std::unique_ptr<evw::Priority> extra;
+  t.on_first([&](int, int, int k) {
+    k_index = k;
+    k_fd = t.c[k].second.get();
+    extra = std::make_unique<evw::Priority>(t.loop, k_fd, [&](evw::Priority&, int) { ++extra_calls; });
+    extra->start();  // a second watcher on k's fd: new kernel registration tag
+  });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  REQUIRE(k_index >= 0);
+  CHECK(t.calls[k_index] == 1);  // delivered in the same iteration, not lost
+  CHECK(t.total() == 3);
+}
+
+TEST_CASE("lazy batch: a fed higher-priority event overtakes the rest") {
+  Same t;
+  evw::Timer high(t.loop, 100.0, 0.0, [&](evw::Timer&, int) { t.order.push_back("timer"); });
+  high.set_priority(1);
+  t.on_first([&](int, int, int) { high.feed(evw::TIMER); });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  CHECK(t.total() == 3);
+  // The timer ran after the first watcher and before the two others.
+  REQUIRE(t.order.size() == 4);
+  CHECK(t.order[0] == "p" + std::to_string(t.first));
+  CHECK(t.order[1] == "timer");
+}
+
+TEST_CASE("lazy batch: a nested run() delivers each ready watcher once") {
+  Same t;
+  t.on_first([&](int, int, int) { t.loop.run(evw::NOWAIT); });
+  t.fire();
+  t.loop.run(evw::ONCE);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  CHECK(t.calls[0] == 1);
+  CHECK(t.calls[1] == 1);
+  CHECK(t.calls[2] == 1);
+}
+
+TEST_CASE("lazy batch: an exception keeps the rest for the next run()") {
+  Same t;
+  int pending_after = 0;
+  t.on_first([&](int, int, int) { throw std::runtime_error("first"); });
+  t.fire();
+  CHECK_THROWS_AS(t.loop.run(evw::ONCE), std::runtime_error);
+  CHECK(t.total() == 1);
+  for (int i = 0; i < 3; ++i) pending_after += t.p[i]->is_pending() ? 1 : 0;
+  CHECK(pending_after == 2);
+  t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::NOWAIT);
+  CHECK(t.calls[0] == 1);
+  CHECK(t.calls[1] == 1);
+  CHECK(t.calls[2] == 1);
+}

@@ -14,8 +14,11 @@ void priority_callback(struct ev_loop*, ev_watcher* w, int revents) noexcept {
   detail::dispatch(*static_cast<Priority*>(w->data), revents);
 }
 
+// The EPOLLPRI table's direct call: it catches, and it never calls directly
+// once the loop has failed (see PriorityTable::hand_over).
 void priority_direct(void* ev, int revents) {
-  detail::dispatch_uncaught(*static_cast<Priority*>(static_cast<ev_watcher*>(ev)->data), revents);
+  auto& w = *static_cast<Priority*>(static_cast<ev_watcher*>(ev)->data);
+  detail::Access::callback(w)(w, revents);  // may destroy w: touch nothing after
 }
 
 void check(int fd) {
