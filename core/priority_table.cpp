@@ -123,14 +123,14 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
     // libev must order it).
     for (int i = 0, n = batch.ready_count; i < n; ++i) {
       const Ready& ready = batch.ready[i];
-      ExceptNode* node = self->only(ready);
-      if (node == nullptr) [[unlikely]] {
+      const Slot& slot = self->slot_of(ready);
+      if (!self->only_one(slot, ready)) [[unlikely]] {
         batch.next = i;
         self->resolve(batch);
         break;
       }
       batch.next = i + 1;
-      self->call(*node, ExceptBackend::revents_of(ready));
+      self->call(*slot.head, ExceptBackend::revents_of(ready));
       if (!batch.lazy) [[unlikely]] break;
     }
   }

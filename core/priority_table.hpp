@@ -95,15 +95,17 @@ class PriorityTable {
   bool rebuild(int* failed_fd, int* failed_errno);
   // The watchers a record belongs to, or nullptr for a stale record (see
   // backend_epoll.hpp c) or one of an fd nobody watches any more.
-  // The lazy path's test: the watcher if the record is live and the fd has
-  // exactly one, else nullptr. One comparison.
-  ExceptNode* only(const Ready& ready) const noexcept {
-    const Slot& slot = slots_.data()[static_cast<unsigned>(ExceptBackend::fd_of(ready))];
-    return slot.one_tag == ExceptBackend::tag_of(ready) ? slot.head : nullptr;
+  const Slot& slot_of(const Ready& ready) const noexcept {
+    // Every fd the kernel reports was registered once, and slots_ never shrinks.
+    return slots_.data()[static_cast<unsigned>(ExceptBackend::fd_of(ready))];
+  }
+  // The lazy path's test, one comparison: the record is live and its fd has
+  // exactly one watcher (then slot.head is that watcher).
+  bool only_one(const Slot& slot, const Ready& ready) const noexcept {
+    return slot.one_tag == ExceptBackend::tag_of(ready);
   }
   ExceptNode* live(const Ready& ready) const noexcept {
-    // Every fd the kernel reports was registered once, and slots_ never shrinks.
-    const Slot& slot = slots_.data()[static_cast<unsigned>(ExceptBackend::fd_of(ready))];
+    const Slot& slot = slot_of(ready);
     return slot.tag == ExceptBackend::tag_of(ready) ? slot.head : nullptr;
   }
 
