@@ -10,8 +10,8 @@
 //     number that may already name another file, and DEL can no longer reach
 //     it. Events carry a tag (a per-fd generation) so the table can tell such
 //     stale events from live ones; modify() re-adds on ENOENT.
+// Every call goes through sys:: (the fault-injection seam); EINTR is retried.
 #include <sys/epoll.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -20,16 +20,17 @@
 #include "access.hpp"
 #include "backend.hpp"
 #include "events.hpp"
+#include "sys.hpp"
 
 namespace evw::detail {
 namespace {
 
 class EpollBackend final : public ExceptBackend {
  public:
-  EpollBackend() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
+  EpollBackend() : epfd_(sys::retry_eintr([] { return sys::epoll_create1(EPOLL_CLOEXEC); })) {
     if (epfd_ < 0) throw_system(errno, "evw::Priority: epoll_create1 for the loop's EPOLLPRI set");
   }
-  ~EpollBackend() override { ::close(epfd_); }
+  ~EpollBackend() override { sys::close(epfd_); }
 
   int pollable_fd() const noexcept override { return epfd_; }
 
@@ -39,20 +40,20 @@ class EpollBackend final : public ExceptBackend {
 
   void modify(int fd, unsigned tag) override {
     if (ctl(EPOLL_CTL_MOD, fd, tag) == 0) return;
-    if (errno == ENOENT && ctl(EPOLL_CTL_ADD, fd, tag) == 0) return;
-    fail("EPOLL_CTL_MOD", fd);
+    if (errno != ENOENT) fail("EPOLL_CTL_MOD", fd);
+    if (ctl(EPOLL_CTL_ADD, fd, tag) != 0) fail("EPOLL_CTL_ADD", fd);  // c)
   }
 
   void remove(int fd) noexcept override {
     epoll_event unused{};
-    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &unused);
+    sys::retry_eintr([&] { return sys::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &unused); });
   }
 
   int drain(ReadyFd* out, int max) noexcept override {
     constexpr int kBatch = 64;
     epoll_event events[kBatch];
     int n;
-    do n = ::epoll_wait(epfd_, events, max < kBatch ? max : kBatch, 0);
+    do n = sys::epoll_wait(epfd_, events, max < kBatch ? max : kBatch, 0);
     while (n < 0 && errno == EINTR);
     for (int i = 0; i < n; ++i) {
       unsigned e = events[i].events;
@@ -71,7 +72,7 @@ class EpollBackend final : public ExceptBackend {
     epoll_event ev{};
     ev.events = EPOLLPRI;
     ev.data.u64 = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(fd);
-    return ::epoll_ctl(epfd_, op, fd, &ev);
+    return sys::retry_eintr([&] { return sys::epoll_ctl(epfd_, op, fd, &ev); });
   }
   [[noreturn]] static void fail(const char* op, int fd) {
     int err = errno;
