@@ -32,7 +32,9 @@ class ExceptBackend {
   virtual void modify(int fd, unsigned tag) = 0;
   /// Unregister fd; a descriptor already closed is not an error.
   virtual void remove(int fd) noexcept = 0;
-  /// Collect up to max ready fds without blocking. @return how many.
+  /// Collect up to max ready fds without blocking (EINTR is retried).
+  /// @return how many, or -errno if the kernel queue could not be read; the
+  /// conditions stay queued then.
   virtual int drain(ReadyFd* out, int max) noexcept = 0;
 };
 

@@ -55,6 +55,7 @@ class EpollBackend final : public ExceptBackend {
     int n;
     do n = sys::epoll_wait(epfd_, events, max < kBatch ? max : kBatch, 0);
     while (n < 0 && errno == EINTR);
+    if (n < 0) [[unlikely]] return -errno;
     for (int i = 0; i < n; ++i) {
       unsigned e = events[i].events;
       int revents = 0;
@@ -64,7 +65,7 @@ class EpollBackend final : public ExceptBackend {
       const std::uint64_t data = events[i].data.u64;
       out[i] = {static_cast<int>(data & 0xffffffffu), revents, static_cast<unsigned>(data >> 32)};
     }
-    return n < 0 ? 0 : n;
+    return n;
   }
 
  private:

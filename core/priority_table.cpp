@@ -17,11 +17,12 @@ void Access::note_feed(Loop& loop) noexcept {
 }
 
 PriorityTable& Access::make_priority_table(Loop& loop) {
-  if (!loop.priority_) loop.priority_ = std::make_unique<PriorityTable>(loop.raw());
+  if (!loop.priority_) loop.priority_ = std::make_unique<PriorityTable>(loop);
   return *loop.priority_;
 }
 
-PriorityTable::PriorityTable(struct ev_loop* loop) : loop_(loop), backend_(make_except_backend()) {
+PriorityTable::PriorityTable(Loop& owner)
+    : owner_(owner), loop_(owner.raw()), backend_(make_except_backend()) {
   ev_io_init(&io_, on_ready, backend_->pollable_fd(), EV_READ);
   // At EV_MAXPRI the drain runs before any user callback of the iteration,
   // so a fed high-priority event still overtakes a pending low-priority one.
@@ -85,7 +86,10 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
   auto* self = static_cast<PriorityTable*>(io->data);
   ReadyFd ready[kBatch];
   const int n = self->backend_->drain(ready, kBatch);
-  if (n == 0) return;
+  if (n <= 0) [[unlikely]] {
+    if (n < 0) self->drain_failed(-n);
+    return;
+  }
   // A callback of an outer on_ready runs the loop: libev orders the rest now.
   if (self->batch_ != nullptr) self->spill(*self->batch_);
   if (ev_pending_count(loop) != 0) {  // the drain itself is no longer counted
@@ -194,6 +198,17 @@ void PriorityTable::drop_stale() noexcept {
     rebuild(&failed_fd, &failed_errno);
   } catch (const std::system_error&) {
     // No descriptor for a new queue: the stale entry stays until one is free.
+  }
+}
+
+// The kernel queue could not be read (EINTR is retried in drain): run()
+// throws it, like a callback's exception. The conditions stay queued and the
+// internal ev_io stays readable, so the next run() delivers them.
+void PriorityTable::drain_failed(int err) noexcept {
+  try {
+    throw_system(err, "evw::Priority: epoll_wait on the loop's EPOLLPRI set");
+  } catch (...) {
+    Access::capture(owner_, std::current_exception());
   }
 }
 

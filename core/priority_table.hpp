@@ -20,7 +20,7 @@ namespace evw::detail {
 
 class PriorityTable {
  public:
-  explicit PriorityTable(struct ev_loop* loop);
+  explicit PriorityTable(Loop& owner);
   ~PriorityTable();
   PriorityTable(const PriorityTable&) = delete;
   PriorityTable& operator=(const PriorityTable&) = delete;
@@ -47,11 +47,13 @@ class PriorityTable {
   void spill(Batch& batch) noexcept;
   bool feed_fd(const ReadyFd& ready) noexcept;  // false: a stale event
   void drop_stale() noexcept;
+  void drain_failed(int err) noexcept;
   bool is_live(const ReadyFd& ready) const noexcept {
     const auto fd = static_cast<std::size_t>(ready.fd);
     return fd < heads_.size() && heads_[fd] != nullptr && tags_[fd] == ready.tag;
   }
 
+  Loop& owner_;
   struct ev_loop* loop_;
   std::unique_ptr<ExceptBackend> backend_;
   ev_io io_;

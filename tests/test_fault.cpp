@@ -176,6 +176,55 @@ TEST_CASE("fault: epoll_ctl ADD at Priority start") {
   check_priority_works(loop, p, u);
 }
 
+// The drain runs inside run(), in libev's callback: a failure is thrown out of
+// run() like a callback's exception; the condition stays queued and the next
+// run() delivers it, with whatever else was ready in that iteration.
+TEST_CASE("fault: epoll_wait in the EPOLLPRI drain") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Urgent u;
+    evw::Priority p(loop, u.server(), u.callback());
+    auto [a, b] = evw_test::socket_pair();
+    int io_calls = 0;
+    evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+      ++io_calls;
+      char buf[16];
+      while (::read(w.fd(), buf, sizeof buf) > 0) {
+      }
+    });
+    p.start();
+    io.start();
+    const int fds = evw_test::open_fd_count();
+    REQUIRE(::write(b.get(), "x", 1) == 1);
+    u.send();
+    {
+      Fault f(Call::epoll_wait, err);
+      check_throws([&] { loop.run(evw::ONCE); }, err, "epoll_wait");
+      CHECK(f.failed() == 1);
+    }
+    CHECK(u.calls == 0);
+    CHECK(loop.depth() == 0);
+    CHECK(p.is_active());
+    CHECK(io.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    // Nothing lost: the urgent byte and the Io event of that iteration come now.
+    CHECK(evw_test::run_until(loop, [&] { return u.calls == 1 && io_calls == 1; }));
+    check_priority_works(loop, p, u);
+  }
+  evw::Loop loop;
+  Urgent u;
+  evw::Priority p(loop, u.server(), u.callback());
+  p.start();
+  u.send();
+  {
+    Fault f(Call::epoll_wait, EINTR);
+    CHECK(evw_test::run_until(loop, [&] { return u.calls == 1; }));  // retried, no exception
+    CHECK(f.failed() == 1);
+  }
+  check_priority_works(loop, p, u);
+}
+
 TEST_CASE("fault: close of the EPOLLPRI set failing with EINTR or EIO is not retried and leaks nothing") {
   for (int err : {EINTR, EIO}) {
     CAPTURE(err);
