@@ -48,9 +48,12 @@ void PriorityTable::add(ExceptNode& node) {
     heads_.resize(fd + 1, nullptr);
     tags_.resize(fd + 1, 0);
   }
-  const unsigned tag = ++tags_[fd];
+  // The new tag counts only once the kernel has it: after a failed modify()
+  // the fd's other watchers keep receiving events under the old one.
+  const unsigned tag = tags_[fd] + 1;
   if (heads_[fd] == nullptr) backend_->add(fd, tag);
   else backend_->modify(fd, tag);
+  tags_[fd] = tag;
   node.prev = nullptr;
   node.next = heads_[fd];
   if (node.next != nullptr) node.next->prev = &node;

@@ -176,6 +176,55 @@ TEST_CASE("fault: epoll_ctl ADD at Priority start") {
   check_priority_works(loop, p, u);
 }
 
+// A second watcher on an fd re-registers it (MOD) with a new tag. If that
+// fails, the first watcher must go on receiving events under the old tag, not
+// have them taken for stale ones (which costs a rebuild of the EPOLLPRI set,
+// and loses them for good when no descriptor is left for it).
+TEST_CASE("fault: epoll_ctl MOD at a second Priority start on the same fd") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Urgent u;
+    evw::Priority first(loop, u.server(), u.callback());
+    int second_calls = 0;
+    evw::Priority second(loop, u.server(), [&](evw::Priority&, int) { ++second_calls; });
+    first.start();
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::epoll_ctl, err, evw_test::op_is(EPOLL_CTL_MOD));
+      check_throws([&] { second.start(); }, err, "EPOLL_CTL_MOD");
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(second.is_active());
+    CHECK(first.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    {
+      // No new EPOLLPRI set may be needed to deliver the next byte.
+      Fault no_rebuild(Call::epoll_create1, EMFILE, evw_test::any_call(), 1, Fault::kAlways);
+      u.send();
+      CHECK(evw_test::run_until(loop, [&] { return u.calls == 1; }));
+      CHECK(no_rebuild.matched() == 0);
+    }
+    CHECK(second_calls == 0);
+    second.start();
+    u.send();
+    CHECK(evw_test::run_until(loop, [&] { return u.calls == 2 && second_calls == 1; }));
+  }
+  evw::Loop loop;
+  Urgent u;
+  evw::Priority first(loop, u.server(), u.callback());
+  int second_calls = 0;
+  evw::Priority second(loop, u.server(), [&](evw::Priority&, int) { ++second_calls; });
+  first.start();
+  {
+    Fault f(Call::epoll_ctl, EINTR, evw_test::op_is(EPOLL_CTL_MOD));
+    second.start();
+    CHECK(f.failed() == 1);
+  }
+  u.send();
+  CHECK(evw_test::run_until(loop, [&] { return u.calls == 1 && second_calls == 1; }));
+}
+
 // The drain runs inside run(), in libev's callback: a failure is thrown out of
 // run() like a callback's exception; the condition stays queued and the next
 // run() delivers it, with whatever else was ready in that iteration.
