@@ -30,7 +30,9 @@ class ExceptBackend {
   /// Re-register fd with a new tag, adding it again if the kernel dropped it
   /// (closed and reused). @throws std::system_error.
   virtual void modify(int fd, unsigned tag) = 0;
-  /// Unregister fd; a descriptor already closed is not an error.
+  /// Unregister fd; a descriptor already closed is not an error. If the
+  /// kernel refuses, the registration stays: its events come back with a tag
+  /// the table no longer expects, and a later add() takes it over.
   virtual void remove(int fd) noexcept = 0;
   /// Collect up to max ready fds without blocking (EINTR is retried).
   /// @return how many, or -errno if the kernel queue could not be read; the

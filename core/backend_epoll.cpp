@@ -10,6 +10,8 @@
 //     number that may already name another file, and DEL can no longer reach
 //     it. Events carry a tag (a per-fd generation) so the table can tell such
 //     stale events from live ones; modify() re-adds on ENOENT.
+//  d) a DEL that failed leaves the fd registered: add() then gets EEXIST and
+//     modifies it instead (its events were stale meanwhile, by tag).
 // Every call goes through sys:: (the fault-injection seam); EINTR is retried.
 #include <sys/epoll.h>
 
@@ -35,7 +37,9 @@ class EpollBackend final : public ExceptBackend {
   int pollable_fd() const noexcept override { return epfd_; }
 
   void add(int fd, unsigned tag) override {
-    if (ctl(EPOLL_CTL_ADD, fd, tag) != 0) fail("EPOLL_CTL_ADD", fd);
+    if (ctl(EPOLL_CTL_ADD, fd, tag) == 0) return;
+    if (errno != EEXIST) fail("EPOLL_CTL_ADD", fd);
+    if (ctl(EPOLL_CTL_MOD, fd, tag) != 0) fail("EPOLL_CTL_MOD", fd);  // d)
   }
 
   void modify(int fd, unsigned tag) override {

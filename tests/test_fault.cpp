@@ -225,6 +225,53 @@ TEST_CASE("fault: epoll_ctl MOD at a second Priority start on the same fd") {
   CHECK(evw_test::run_until(loop, [&] { return u.calls == 1 && second_calls == 1; }));
 }
 
+// stop() cannot throw: a refused DEL leaves the fd registered in the kernel.
+// Its events are then stale (nobody's) and never reach a callback, and a
+// later start takes the registration over instead of failing with EEXIST.
+TEST_CASE("fault: epoll_ctl DEL at Priority stop") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Urgent u;
+    evw::Priority p(loop, u.server(), u.callback());
+    p.start();
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::epoll_ctl, err, evw_test::op_is(EPOLL_CTL_DEL));
+      p.stop();
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(p.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK_NOTHROW(p.start());  // the leftover registration is taken over
+    check_priority_works(loop, p, u);
+    // Stopped with a refused DEL, then an urgent byte: nobody is called.
+    {
+      Fault f(Call::epoll_ctl, err, evw_test::op_is(EPOLL_CTL_DEL));
+      p.stop();
+      CHECK(f.failed() == 1);
+    }
+    u.send();
+    settle(loop);
+    CHECK(u.calls == 1);
+    CHECK(evw_test::open_fd_count() == fds);
+    p.start();
+    CHECK(evw_test::run_until(loop, [&] { return u.calls == 2; }));
+    check_priority_works(loop, p, u);
+  }
+  evw::Loop loop;
+  Urgent u;
+  evw::Priority p(loop, u.server(), u.callback());
+  p.start();
+  {
+    Fault f(Call::epoll_ctl, EINTR, evw_test::op_is(EPOLL_CTL_DEL));
+    p.stop();
+    CHECK(f.failed() == 1);
+  }
+  p.start();
+  check_priority_works(loop, p, u);
+}
+
 // The drain runs inside run(), in libev's callback: a failure is thrown out of
 // run() like a callback's exception; the condition stays queued and the next
 // run() delivers it, with whatever else was ready in that iteration.
