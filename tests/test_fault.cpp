@@ -752,6 +752,49 @@ TEST_CASE("fault: read of GpioLine's event records") {
   CHECK(line.is_active());
 }
 
+// A descriptor GpioLine cannot make nonblocking would block the loop on a
+// spurious wakeup: the constructor refuses it (and closes it, as it owns it).
+TEST_CASE("fault: fcntl(F_GETFL) and fcntl(F_SETFL) at GpioLine construction") {
+  for (int cmd : {F_GETFL, F_SETFL}) {
+    const std::string op = cmd == F_GETFL ? "fcntl(F_GETFL)" : "fcntl(F_SETFL";
+    for (int err : kFailures) {
+      CAPTURE(op);
+      CAPTURE(err);
+      evw::Loop loop;
+      Pipe pipe;
+      const int fd = pipe.read_end.release();
+      const int fds = evw_test::open_fd_count();
+      {
+        Fault f(Call::fcntl, err, evw_test::op_is(static_cast<unsigned long>(cmd)));
+        check_throws([&] { evw::GpioLine line(loop, evw::GpioLine::RequestFd{fd}, [](evw::GpioLine&, int) {}); },
+                     err, op);
+        CHECK(f.failed() == 1);
+      }
+      CHECK_FALSE(is_open(fd));  // owned, so closed
+      CHECK(evw_test::open_fd_count() == fds - 1);
+      // A GpioLine made afterwards works.
+      Pipe again;
+      Records r;
+      evw::GpioLine line(loop, evw::GpioLine::RequestFd{again.read_end.release()}, r.callback());
+      CHECK((::fcntl(line.fd(), F_GETFL) & O_NONBLOCK) != 0);
+      line.start();
+      put(again.write_end.get(), 1, 1);
+      CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 1; }));
+    }
+    CAPTURE(op);
+    evw::Loop loop;
+    Pipe pipe;
+    Records r;
+    Fault f(Call::fcntl, EINTR, evw_test::op_is(static_cast<unsigned long>(cmd)));
+    evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, r.callback());
+    CHECK(f.failed() == 1);
+    CHECK((::fcntl(line.fd(), F_GETFL) & O_NONBLOCK) != 0);
+    line.start();
+    put(pipe.write_end.get(), 1, 1);
+    CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 1; }));
+  }
+}
+
 TEST_CASE("fault: fcntl(F_GETFD) at GpioLine start") {
   for (int err : kFailures) {
     CAPTURE(err);

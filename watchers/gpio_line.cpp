@@ -152,11 +152,20 @@ int request_line(const std::string& chip, int line, const GpioLineConfig& config
   return request.fd;
 }
 
-void set_nonblocking(int fd) noexcept {
-  // One read per callback, and a spurious wakeup must not block the loop.
+// One read per callback, and a spurious wakeup must not block the loop: a
+// descriptor that cannot be made nonblocking is refused, not watched.
+void set_nonblocking(int fd) {
   const int flags = detail::sys::retry_eintr([&] { return detail::sys::fcntl(fd, F_GETFL); });
-  if (flags >= 0)
-    detail::sys::retry_eintr([&] { return detail::sys::fcntl(fd, F_SETFL, flags | O_NONBLOCK); });
+  const char* op = "fcntl(F_GETFL)";
+  if (flags >= 0) {
+    if (flags & O_NONBLOCK) return;
+    op = "fcntl(F_SETFL, O_NONBLOCK)";
+    if (detail::sys::retry_eintr(
+            [&] { return detail::sys::fcntl(fd, F_SETFL, flags | O_NONBLOCK); }) == 0)
+      return;
+  }
+  const int err = errno;
+  detail::throw_system(err, "evw::GpioLine: fd " + std::to_string(fd) + ": " + op);
 }
 
 // The constructor's base is built before any member can own the fd: close it
