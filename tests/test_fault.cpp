@@ -626,6 +626,7 @@ TEST_CASE("fault: lseek and read of Gpio's value at an edge") {
       CHECK(evw_test::run_until(loop, [&] { return e.calls == 2; }));  // the latched edge
       CHECK((e.revents & evw::PRI) != 0);
       CHECK(e.value == level);
+      CHECK(g.error().value() == 0);
       check_gpio_works(loop, g, sim, e);
     }
     CAPTURE(name);
@@ -731,6 +732,7 @@ TEST_CASE("fault: read of GpioLine's event records") {
     CHECK(evw_test::open_fd_count() == fds);
     // The records are still in the pipe: a restart delivers them, then new ones.
     line.start();
+    CHECK(line.error().value() == 0);
     CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 2; }));
     put(pipe.write_end.get(), 3, 1);
     CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 3; }));

@@ -243,6 +243,11 @@ void Gpio::set(int line, GpioConfig config) {
   thaw(frozen);
 }
 
+void Gpio::start_impl() {
+  ExceptWatcher::start_impl();
+  error_.clear();  // it said why the watcher had stopped itself
+}
+
 void Gpio::adopt(Setup&& setup) noexcept {
   value_fd_ = std::move(setup.fd);
   exported_ = setup.exported;

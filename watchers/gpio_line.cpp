@@ -224,6 +224,7 @@ void GpioLine::start_impl() {
                                   (err == EBADF ? " is not open" : ": fcntl(F_GETFD)"));
   }
   ev_io_start(raw_loop(), detail::ev_of<ev_io>(*this));
+  error_.clear();
 }
 
 void GpioLine::stop_impl() noexcept { ev_io_stop(raw_loop(), detail::ev_of<ev_io>(*this)); }
