@@ -642,6 +642,44 @@ TEST_CASE("fault: lseek and read of Gpio's value at an edge") {
   }
 }
 
+// set() on the same line rewrites the attributes and re-reads the level while
+// the watcher is frozen; on failure it must be thawed, active and working.
+TEST_CASE("fault: write and read in Gpio::set keep the watcher working") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  Edges e;
+  evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+  g.start();
+  const int fds = evw_test::open_fd_count();
+  struct Step {
+    Call call;
+    const char* file;
+    const char* op;
+  };
+  for (const Step& step : {Step{Call::write, "/edge", "write"}, Step{Call::open, "/active_low", "open"},
+                           Step{Call::lseek, "/value", "lseek"}, Step{Call::read, "/value", "read"}}) {
+    for (int err : kFailures) {
+      CAPTURE(step.op);
+      CAPTURE(step.file);
+      CAPTURE(err);
+      {
+        Fault f(step.call, err, evw_test::file_ends_with(step.file));
+        check_throws([&] { g.set(kLine, both_edges(sim)); }, err, std::string(step.op) + " " + sim.root());
+        CHECK(f.failed() == 1);
+      }
+      CHECK(g.is_active());
+      CHECK(evw_test::open_fd_count() == fds);
+      check_gpio_works(loop, g, sim, e);
+    }
+    CAPTURE(step.op);
+    Fault f(step.call, EINTR, evw_test::file_ends_with(step.file));
+    g.set(kLine, both_edges(sim));
+    CHECK(f.failed() == 1);
+    CHECK(g.is_active());
+    check_gpio_works(loop, g, sim, e);
+  }
+}
+
 TEST_CASE("fault: close of Gpio's files failing with EINTR or EIO is not retried and leaks nothing") {
   REQUIRE_GPIO_SIM();
   evw::Loop loop;
