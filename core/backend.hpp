@@ -13,10 +13,16 @@
 //                                    throws std::system_error (EPERM, EBADF, ...)
 //   void modify(int fd, unsigned tag)  re-register with a new tag, adding again
 //                                    if the kernel dropped fd; throws as add
-//   void remove(int fd) noexcept     unregister; a closed fd is not an error
+//   void remove(int fd) noexcept     unregister; a closed fd is not an error; if
+//                                    the kernel refuses, the registration stays:
+//                                    its events come back with a tag the table
+//                                    no longer expects, and a later add() takes
+//                                    it over
 //   using Ready = ...                one ready registration as the kernel reports it
 //   int drain(Ready* out, int max) noexcept
 //                                    up to max ready registrations, without blocking
+//                                    (EINTR retried); -errno if the queue cannot be
+//                                    read (the conditions stay queued)
 //   static int fd_of(const Ready&), unsigned tag_of(const Ready&),
 //          int revents_of(const Ready&)   (evw bits: PRI, ERR, HUP)
 //

@@ -1,40 +1,42 @@
 // The exceptional-condition backend on Linux (see backend_epoll.hpp).
 #include "backend.hpp"
 
-#include <unistd.h>
-
 #include <string>
 
 #include "access.hpp"
+#include "sys.hpp"
 
 namespace evw::detail {
 
-ExceptBackend::ExceptBackend() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
+ExceptBackend::ExceptBackend()
+    : epfd_(sys::retry_eintr([] { return sys::epoll_create1(EPOLL_CLOEXEC); })) {
   if (epfd_ < 0) throw_system(errno, "evw::Priority: epoll_create1 for the loop's EPOLLPRI set");
 }
 
-ExceptBackend::~ExceptBackend() { ::close(epfd_); }
+ExceptBackend::~ExceptBackend() { sys::close(epfd_); }
 
 void ExceptBackend::add(int fd, unsigned tag) {
-  if (ctl(EPOLL_CTL_ADD, fd, tag) != 0) fail("EPOLL_CTL_ADD", fd);
+  if (ctl(EPOLL_CTL_ADD, fd, tag) == 0) return;
+  if (errno != EEXIST) fail("EPOLL_CTL_ADD", fd);
+  if (ctl(EPOLL_CTL_MOD, fd, tag) != 0) fail("EPOLL_CTL_MOD", fd);  // d)
 }
 
 void ExceptBackend::modify(int fd, unsigned tag) {
   if (ctl(EPOLL_CTL_MOD, fd, tag) == 0) return;
-  if (errno == ENOENT && ctl(EPOLL_CTL_ADD, fd, tag) == 0) return;
-  fail("EPOLL_CTL_MOD", fd);
+  if (errno != ENOENT) fail("EPOLL_CTL_MOD", fd);
+  if (ctl(EPOLL_CTL_ADD, fd, tag) != 0) fail("EPOLL_CTL_ADD", fd);  // c)
 }
 
 void ExceptBackend::remove(int fd) noexcept {
   epoll_event unused{};
-  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &unused);
+  sys::retry_eintr([&] { return sys::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &unused); });
 }
 
 int ExceptBackend::ctl(int op, int fd, unsigned tag) noexcept {
   epoll_event ev{};
   ev.events = EPOLLPRI;
   ev.data.u64 = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(fd);
-  return ::epoll_ctl(epfd_, op, fd, &ev);
+  return sys::retry_eintr([&] { return sys::epoll_ctl(epfd_, op, fd, &ev); });
 }
 
 void ExceptBackend::fail(const char* op, int fd) {

@@ -11,6 +11,9 @@
 //     number that may already name another file, and DEL can no longer reach
 //     it. Events carry a tag (a per-fd generation) so the table can tell such
 //     stale events from live ones; modify() re-adds on ENOENT.
+//  d) a DEL that failed leaves the fd registered: add() then gets EEXIST and
+//     modifies it instead (its events were stale meanwhile, by tag).
+// Every call goes through sys:: (the fault-injection seam); EINTR is retried.
 #pragma once
 
 #include <sys/epoll.h>
@@ -19,6 +22,7 @@
 #include <cstdint>
 
 #include "events.hpp"
+#include "sys.hpp"
 
 namespace evw::detail {
 
@@ -55,12 +59,14 @@ class ExceptBackend {
   static unsigned tag_of(const Ready& r) noexcept { return static_cast<unsigned>(r.data.u64 >> 32); }
   static int revents_of(const Ready& r) noexcept { return kEpollRevents[(r.events >> 1) & 0xf]; }
 
-  /// Up to max ready registrations, without blocking. @return how many.
+  /// Up to max ready registrations, without blocking (EINTR is retried).
+  /// @return how many, or -errno if the queue could not be read (the
+  /// conditions stay queued then).
   int drain(Ready* out, int max) noexcept {
     int n;
-    do n = ::epoll_wait(epfd_, out, max, 0);
+    do n = sys::epoll_wait(epfd_, out, max, 0);
     while (n < 0 && errno == EINTR);
-    return n < 0 ? 0 : n;
+    return n < 0 ? -errno : n;
   }
 
  private:

@@ -43,9 +43,10 @@ class Loop {
   /// called; with ONCE, one blocking iteration; with NOWAIT, one iteration
   /// without blocking.
   /// @return true while active watchers remain.
-  /// @throws the first exception a callback threw during this run, unchanged;
-  /// events that were ready but not yet delivered are delivered first by the
-  /// next run().
+  /// @throws the first exception a callback threw during this run, unchanged,
+  /// or std::system_error if the kernel queue of Priority/Gpio watchers could
+  /// not be read (epoll_wait); events that were ready but not yet delivered
+  /// are delivered first by the next run().
   bool run(int flags = 0);
   /// @brief Make run() return: BREAK_ONE (innermost) or BREAK_ALL.
   void stop(int how = BREAK_ONE) noexcept;

@@ -109,8 +109,12 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
     self->spill(*self->batch_);
   }
   Batch batch;
-  batch.ready_count = self->backend_->drain(batch.ready, kBatch);
-  if (batch.ready_count == 0) return;
+  const int n = self->backend_->drain(batch.ready, kBatch);
+  if (n <= 0) [[unlikely]] {
+    if (n < 0) self->drain_failed(-n);
+    return;
+  }
+  batch.ready_count = n;
   batch.outer = self->batch_;
   self->batch_ = &batch;
   const unsigned epoch = self->feeds_;
@@ -121,7 +125,7 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
     // Lazy: ends as soon as a callback touches the table or feeds an event
     // (note_feed resolves the rest; dispatch_entries then decides whether
     // libev must order it).
-    for (int i = 0, n = batch.ready_count; i < n; ++i) {
+    for (int i = 0; i < n; ++i) {
       const Ready& ready = batch.ready[i];
       const Slot& slot = self->slot_of(ready);
       if (!self->only_one(slot, ready)) [[unlikely]] {
@@ -244,6 +248,17 @@ void PriorityTable::drop_stale() noexcept {
     rebuild(&failed_fd, &failed_errno);
   } catch (const std::system_error&) {
     // No descriptor for a new queue: the stale entry stays until one is free.
+  }
+}
+
+// The kernel queue could not be read (EINTR is retried in drain): run()
+// throws it, like a callback's exception. The conditions stay queued and the
+// internal ev_io stays readable, so the next run() delivers them.
+void PriorityTable::drain_failed(int err) noexcept {
+  try {
+    throw_system(err, "evw::Priority: epoll_wait on the loop's EPOLLPRI set");
+  } catch (...) {
+    Access::capture(*owner_, std::current_exception());
   }
 }
 

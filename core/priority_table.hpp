@@ -92,6 +92,7 @@ class PriorityTable {
   void dispatch_entries(Batch& batch, unsigned epoch) noexcept;
   void spill(Batch& batch) noexcept;
   void drop_stale() noexcept;
+  void drain_failed(int err) noexcept;
   bool rebuild(int* failed_fd, int* failed_errno);
   // The watchers a record belongs to, or nullptr for a stale record (see
   // backend_epoll.hpp c) or one of an fd nobody watches any more.

@@ -2,7 +2,6 @@
 
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <mutex>
@@ -11,6 +10,7 @@
 #include <string>
 
 #include "access.hpp"
+#include "sys.hpp"
 
 namespace evw::detail {
 namespace {
@@ -50,11 +50,11 @@ void release_signal(int signum, const Loop& loop) noexcept {
 }
 
 void probe_wakeup_fd(const char* kind) {
-  int fd = ::eventfd(0, EFD_CLOEXEC);
-  if (fd < 0)
-    throw_system(errno, std::string("evw::") + kind +
-                            ": no descriptor left for the loop's wakeup (eventfd)");
-  ::close(fd);
+  const int fd = sys::retry_eintr([] { return sys::eventfd(0, EFD_CLOEXEC); });
+  if (const int err = errno; fd < 0)
+    throw_system(err, std::string("evw::") + kind +
+                            ": cannot create the loop's wakeup descriptor (eventfd)");
+  sys::close(fd);
 }
 
 }  // namespace evw::detail

@@ -14,13 +14,14 @@
 
 #include "../core/access.hpp"
 #include "../core/priority_table.hpp"
+#include "../core/sys.hpp"
 
 namespace evw {
 
 static_assert(sizeof(detail::EvStorage<32>) >= sizeof(ev_watcher));
 
 void detail::OwnedFd::reset(int fd) noexcept {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) detail::sys::close(fd_);
   fd_ = fd;
 }
 
@@ -72,10 +73,17 @@ void check(int line, const GpioConfig& config) {
 // Until when EACCES may be udev still at work; Deadline{} (the epoch) = not at all.
 using Deadline = std::chrono::steady_clock::time_point;
 
-// open(2), retried on EACCES until the deadline.
+// A failed system call: errno and which call (open, write, lseek, read).
+struct Failure {
+  int err = 0;
+  const char* op = "";
+};
+
+// open(2), retried on EINTR, and on EACCES until the deadline.
 int open_file(const std::string& path, int flags, Deadline udev_deadline) {
   for (;;) {
-    const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    const int fd = detail::sys::retry_eintr(
+        [&] { return detail::sys::open(path.c_str(), flags | O_CLOEXEC); });
     if (fd >= 0 || errno != EACCES) return fd;
     if (std::chrono::steady_clock::now() >= udev_deadline) {
       errno = EACCES;
@@ -85,30 +93,31 @@ int open_file(const std::string& path, int flags, Deadline udev_deadline) {
   }
 }
 
-// Writes text to a sysfs attribute. @return 0 or errno.
-int write_file(const std::string& path, const std::string& text, Deadline udev_deadline = {}) {
+// Writes text to a sysfs attribute. @return err 0, or what failed.
+Failure write_file(const std::string& path, const std::string& text, Deadline udev_deadline = {}) {
   detail::OwnedFd fd(open_file(path, O_WRONLY, udev_deadline));
-  if (fd.get() < 0) return errno;
-  ssize_t n;
-  do n = ::write(fd.get(), text.data(), text.size());
-  while (n < 0 && errno == EINTR);
-  return n < 0 ? errno : 0;
+  if (fd.get() < 0) return {errno, "open"};
+  const ssize_t n = detail::sys::retry_eintr(
+      [&] { return detail::sys::write(fd.get(), text.data(), text.size()); });
+  if (n < 0) return {errno, "write"};
+  return {};
 }
 
 void write_attribute(int line, const std::string& root, const char* file, const std::string& text,
                      Deadline udev_deadline) {
   const std::string path = line_path(root, line, file);
-  if (int err = write_file(path, text, udev_deadline); err != 0) fail(line, "write", path, err);
+  if (Failure f = write_file(path, text, udev_deadline); f.err != 0) fail(line, f.op, path, f.err);
 }
 
 // The level in `value`, read from offset 0: that read is also what clears
-// the file's exceptional condition. @return 0/1, or -errno.
-int read_level(int fd) noexcept {
+// the file's exceptional condition. @return 0/1, or -errno and *op the call
+// that failed.
+int read_level(int fd, const char** op) noexcept {
   char buf[8];
-  ssize_t n;
-  if (::lseek(fd, 0, SEEK_SET) < 0) return -errno;
-  do n = ::read(fd, buf, sizeof buf);
-  while (n < 0 && errno == EINTR);
+  *op = "lseek";
+  if (detail::sys::retry_eintr([&] { return detail::sys::lseek(fd, 0, SEEK_SET); }) < 0) return -errno;
+  *op = "read";
+  const ssize_t n = detail::sys::retry_eintr([&] { return detail::sys::read(fd, buf, sizeof buf); });
   if (n < 0) return -errno;
   if (n == 0) return -EIO;
   return buf[0] == '0' ? 0 : 1;
@@ -149,15 +158,15 @@ struct Gpio::Setup {
   Setup(int line, const GpioConfig& config) {
     const std::string& root = config.sysfs_root;
     const std::string export_path = root + "/export";
-    if (int err = write_file(export_path, std::to_string(line)); err == 0) {
+    if (Failure f = write_file(export_path, std::to_string(line)); f.err == 0) {
       exported = true;
     } else {
       // EBUSY: already exported (by another process, or another watcher), and
       // then gpioN exists; without it, the line is held through the chardev.
       struct stat st {};
       const std::string dir = root + "/gpio" + std::to_string(line);
-      if (err != EBUSY || ::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        fail(line, "write", export_path, err);
+      if (f.err != EBUSY || ::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        fail(line, f.op, export_path, f.err);
     }
     const Deadline udev_deadline =
         exported ? std::chrono::steady_clock::now() + kUdevPatience : Deadline{};
@@ -168,8 +177,9 @@ struct Gpio::Setup {
       if (fd.get() < 0) fail(line, "open", path, errno);
       // The priming read: a sysfs file that was never read reports a condition
       // at once, so without it the first poll would fire without an edge.
-      value = read_level(fd.get());
-      if (value < 0) fail(line, "read", path, -value);
+      const char* op;
+      value = read_level(fd.get(), &op);
+      if (value < 0) fail(line, op, path, -value);
     } catch (...) {
       fd.reset();
       if (exported) unexport(root, line);
@@ -213,8 +223,9 @@ void Gpio::set(int line, GpioConfig config) {
       const bool waiting = condition_waiting(value_fd_.get());
       configure(line, config, Deadline{});
       if (!waiting) {
-        const int level = read_level(value_fd_.get());
-        if (level < 0) fail(line, "read", line_path(config.sysfs_root, line, "value"), -level);
+        const char* op;
+        const int level = read_level(value_fd_.get(), &op);
+        if (level < 0) fail(line, op, line_path(config.sysfs_root, line, "value"), -level);
         value_ = level;
       }
     } catch (...) {
@@ -232,6 +243,11 @@ void Gpio::set(int line, GpioConfig config) {
   line_ = line;
   config_ = std::move(config);
   thaw(frozen);
+}
+
+void Gpio::start_impl() {
+  ExceptWatcher::start_impl();
+  error_.clear();  // it said why the watcher had stopped itself
 }
 
 void Gpio::adopt(Setup&& setup) noexcept {
@@ -258,7 +274,8 @@ void Gpio::on_condition(int revents) noexcept {
   }
   // Read before calling back: it clears the condition (else epoll reports it
   // again at once) and lets the callback see the level this edge left.
-  const int level = read_level(value_fd_.get());
+  const char* op;
+  const int level = read_level(value_fd_.get(), &op);
   if (level < 0) {
     error_ = std::error_code(-level, std::generic_category());
     stop();  // a gone file stays "ready" forever: do not spin on it

@@ -125,7 +125,8 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   bool exported() const noexcept { return exported_; }
   /// Edges swallowed by the debounce filter so far.
   std::uint64_t debounced() const noexcept { return debounced_; }
-  /// Why the watcher stopped itself with ERR (reading `value` failed), else empty.
+  /// Why the watcher stopped itself with ERR (reading `value` failed), else
+  /// empty; cleared by the next start().
   std::error_code error() const noexcept { return error_; }
   /// The open `value` file (owned by the watcher).
   int fd() const noexcept { return value_fd_.get(); }
@@ -135,6 +136,7 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   struct Setup;
 
   // start() @throws std::system_error (EMFILE for the loop's queue, EPERM, ...).
+  void start_impl() override;
   void adopt(Setup&& setup) noexcept;
   void release_line() noexcept;
   void on_condition(int revents) noexcept;

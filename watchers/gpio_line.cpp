@@ -13,6 +13,7 @@
 #include <string>
 
 #include "../core/access.hpp"
+#include "../core/sys.hpp"
 
 namespace evw {
 
@@ -77,6 +78,11 @@ void GpioEventDecoder::decode(const void* bytes, std::size_t size, std::vector<G
 
 namespace {
 
+// ioctl(2) through the seam, retried on EINTR.
+int gpio_ioctl(int fd, unsigned long request, void* arg) {
+  return detail::sys::retry_eintr([&] { return detail::sys::ioctl(fd, request, arg); });
+}
+
 void check(int line, const GpioLineConfig& config) {
   if (line < 0) detail::throw_invalid("GpioLine", "line", std::to_string(line) + " is negative");
   switch (config.edge) {
@@ -119,10 +125,11 @@ std::uint64_t flags_of(const GpioLineConfig& config) {
 // Opens the chip, checks the line, requests it. @return the request fd.
 int request_line(const std::string& chip, int line, const GpioLineConfig& config) {
   const std::string who = "evw::GpioLine: " + chip + " line " + std::to_string(line) + ": ";
-  detail::OwnedFd chip_fd(::open(chip.c_str(), O_RDWR | O_CLOEXEC));
+  detail::OwnedFd chip_fd(
+      detail::sys::retry_eintr([&] { return detail::sys::open(chip.c_str(), O_RDWR | O_CLOEXEC); }));
   if (chip_fd.get() < 0) detail::throw_system(errno, who + "open " + chip);
   gpiochip_info info{};
-  if (::ioctl(chip_fd.get(), GPIO_GET_CHIPINFO_IOCTL, &info) != 0)
+  if (gpio_ioctl(chip_fd.get(), GPIO_GET_CHIPINFO_IOCTL, &info) != 0)
     detail::throw_system(errno, who + "GPIO_GET_CHIPINFO_IOCTL (is it a GPIO chip?)");
   if (static_cast<unsigned>(line) >= info.lines)
     detail::throw_invalid("GpioLine", "line", std::to_string(line) + " is out of range: " + chip +
@@ -140,21 +147,31 @@ int request_line(const std::string& chip, int line, const GpioLineConfig& config
     attr.attr.debounce_period_us = us != 0 ? us : 1;
     attr.mask = 1;  // bit 0: the request's first (only) line
   }
-  if (::ioctl(chip_fd.get(), GPIO_V2_GET_LINE_IOCTL, &request) != 0)
+  if (gpio_ioctl(chip_fd.get(), GPIO_V2_GET_LINE_IOCTL, &request) != 0)
     detail::throw_system(errno, who + "GPIO_V2_GET_LINE_IOCTL");
   return request.fd;
 }
 
-void set_nonblocking(int fd) noexcept {
-  // One read per callback, and a spurious wakeup must not block the loop.
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags >= 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+// One read per callback, and a spurious wakeup must not block the loop: a
+// descriptor that cannot be made nonblocking is refused, not watched.
+void set_nonblocking(int fd) {
+  const int flags = detail::sys::retry_eintr([&] { return detail::sys::fcntl(fd, F_GETFL); });
+  const char* op = "fcntl(F_GETFL)";
+  if (flags >= 0) {
+    if (flags & O_NONBLOCK) return;
+    op = "fcntl(F_SETFL, O_NONBLOCK)";
+    if (detail::sys::retry_eintr(
+            [&] { return detail::sys::fcntl(fd, F_SETFL, flags | O_NONBLOCK); }) == 0)
+      return;
+  }
+  const int err = errno;
+  detail::throw_system(err, "evw::GpioLine: fd " + std::to_string(fd) + ": " + op);
 }
 
 // The constructor's base is built before any member can own the fd: close it
 // here when the callback is empty, so that "takes ownership" holds on failure.
 detail::Watcher<GpioLine>::Callback close_on_empty(int fd, detail::Watcher<GpioLine>::Callback cb) {
-  if (!cb && fd >= 0) ::close(fd);
+  if (!cb && fd >= 0) detail::sys::close(fd);
   return cb;
 }
 
@@ -194,17 +211,20 @@ GpioLine::~GpioLine() { stop(); }
 int GpioLine::read_value() const {
   gpio_v2_line_values values{};
   values.mask = 1;
-  if (::ioctl(fd_.get(), GPIO_V2_LINE_GET_VALUES_IOCTL, &values) != 0)
+  if (gpio_ioctl(fd_.get(), GPIO_V2_LINE_GET_VALUES_IOCTL, &values) != 0)
     detail::throw_system(errno, "evw::GpioLine: " + chip_ + " line " + std::to_string(line_) +
                                     ": GPIO_V2_LINE_GET_VALUES_IOCTL");
   return static_cast<int>(values.bits & 1);
 }
 
 void GpioLine::start_impl() {
-  if (::fcntl(fd_.get(), F_GETFD) < 0)
-    detail::throw_system(errno, "evw::GpioLine::start: fd " + std::to_string(fd_.get()) +
-                                    " is not open");
+  if (detail::sys::retry_eintr([&] { return detail::sys::fcntl(fd_.get(), F_GETFD); }) < 0) {
+    const int err = errno;
+    detail::throw_system(err, "evw::GpioLine::start: fd " + std::to_string(fd_.get()) +
+                                  (err == EBADF ? " is not open" : ": fcntl(F_GETFD)"));
+  }
   ev_io_start(raw_loop(), detail::ev_of<ev_io>(*this));
+  error_.clear();
 }
 
 void GpioLine::stop_impl() noexcept { ev_io_stop(raw_loop(), detail::ev_of<ev_io>(*this)); }
@@ -217,9 +237,8 @@ void GpioLine::on_readable(int revents) noexcept {
     return;
   }
   unsigned char buf[kBatch * GpioEventDecoder::kRecordSize];
-  ssize_t n;
-  do n = ::read(fd_.get(), buf, sizeof buf);
-  while (n < 0 && errno == EINTR);
+  const ssize_t n =
+      detail::sys::retry_eintr([&] { return detail::sys::read(fd_.get(), buf, sizeof buf); });
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
     error_ = std::error_code(errno, std::generic_category());

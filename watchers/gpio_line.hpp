@@ -129,7 +129,8 @@ class GpioLine final : public detail::Watcher<GpioLine> {
   /// @brief The line's current logical level (GPIO_V2_LINE_GET_VALUES_IOCTL).
   /// @throws std::system_error (ENOTTY if the fd is not a line request).
   int read_value() const;
-  /// Why the watcher stopped itself with ERR (reading failed), else empty.
+  /// Why the watcher stopped itself with ERR (reading failed), else empty;
+  /// cleared by the next start().
   std::error_code error() const noexcept { return error_; }
 
   int line() const noexcept { return line_; }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../core/access.hpp"
+#include "../core/sys.hpp"
 
 namespace evw {
 
@@ -50,8 +51,11 @@ int Io::events() const noexcept { return detail::ev_of<ev_io>(*this)->events & (
 void Io::start_impl() {
   // libev would report a closed fd later as EV_ERROR and stop the watcher;
   // saying so at start() is clearer.
-  if (::fcntl(fd(), F_GETFD) < 0)
-    detail::throw_system(errno, "evw::Io::start: fd " + std::to_string(fd()) + " is not open");
+  if (detail::sys::retry_eintr([&] { return detail::sys::fcntl(fd(), F_GETFD); }) < 0) {
+    const int err = errno;
+    detail::throw_system(err, "evw::Io::start: fd " + std::to_string(fd()) +
+                                  (err == EBADF ? " is not open" : ": fcntl(F_GETFD)"));
+  }
   ev_io_start(raw_loop(), detail::ev_of<ev_io>(*this));
 }
 

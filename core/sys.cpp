@@ -1,0 +1,25 @@
+#include "sys.hpp"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+namespace evw::detail::sys {
+namespace {
+
+int open_fixed(const char* path, int flags, mode_t mode) { return ::open(path, flags, mode); }
+int fcntl_fixed(int fd, int cmd, long arg) { return ::fcntl(fd, cmd, arg); }
+int ioctl_fixed(int fd, unsigned long request, void* arg) { return ::ioctl(fd, request, arg); }
+int eventfd_fixed(unsigned initval, int flags) { return ::eventfd(initval, flags); }
+
+}  // namespace
+
+// Constant-initialized: no static-initialization order to worry about.
+constexpr Table libc = {
+    ::epoll_create1, ::epoll_ctl, ::epoll_wait, open_fixed, ::read, ::write,
+    ::lseek,         fcntl_fixed, ioctl_fixed,  eventfd_fixed, ::close,
+};
+constinit Table table = libc;
+
+}  // namespace evw::detail::sys

@@ -1,0 +1,951 @@
+// Fault injection at every system call evw makes (through core/sys.hpp, see
+// tests/fault.hpp): each failure at each call site is a std::system_error
+// with that errno and a message naming the call, or (EINTR) a retried call
+// that succeeds. Afterwards no descriptor has leaked, the watcher is stopped
+// (or active and working), and the same watcher, started again without
+// injection, receives a real event: nothing half-registered, nothing lost.
+#include <evw/evw.hpp>
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <linux/gpio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "../tools/gpio-sim/gpio_sim.hpp"
+#include "fault.hpp"
+#include "support.hpp"
+
+using evw_test::Call;
+using evw_test::Fault;
+
+namespace {
+
+// The failures that must be reported; EINTR must be retried instead.
+constexpr int kFailures[] = {EMFILE, ENOMEM, EIO};
+
+// f() throws std::system_error with errno err and `op` in its message.
+template <class F>
+void check_throws(F&& f, int err, const std::string& op) {
+  try {
+    f();
+    FAIL("no exception; expected " << std::string(std::strerror(err)) << " from " << op);
+  } catch (const std::system_error& e) {
+    CHECK(e.code().value() == err);
+    CHECK_MESSAGE(std::string(e.what()).find(op) != std::string::npos,
+                  "message \"" << e.what() << "\" does not name " << op);
+  }
+}
+
+bool urgent_pending(int fd) {
+  pollfd p{fd, POLLPRI, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLPRI) != 0;
+}
+
+// One urgent byte, waited for (bounded) until the receiver sees it.
+void send_urgent(int client, int server) {
+  const int one = 1;
+  ::setsockopt(server, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  const char c = '!';
+  REQUIRE(::send(client, &c, 1, MSG_OOB) == 1);
+  for (int i = 0; i < 1000 && !urgent_pending(server); ++i) ::usleep(1000);
+  REQUIRE(urgent_pending(server));
+}
+
+void take_urgent(int fd) {
+  char c;
+  (void)::recv(fd, &c, 1, MSG_OOB);
+  char buf[64];
+  while (::recv(fd, buf, sizeof buf, 0) > 0) {
+  }
+}
+
+// Runs the loop for `seconds`, so that an event that should not come has its chance.
+void settle(evw::Loop& loop, double seconds = 0.02) {
+  bool done = false;
+  evw::Timer t(loop, seconds, 0.0, [&](evw::Timer&, int) { done = true; });
+  t.start();
+  while (!done) loop.run(evw::ONCE);
+}
+
+// A Priority watcher on the server side of a loopback TCP pair that counts
+// urgent bytes.
+struct Urgent {
+  std::pair<evw_test::Fd, evw_test::Fd> tcp = evw_test::tcp_pair();
+  int calls = 0;
+  int revents = 0;
+  evw::Priority::Callback callback() {
+    return [this](evw::Priority& w, int rev) {
+      ++calls;
+      revents = rev;
+      take_urgent(w.fd());
+    };
+  }
+  int client() const { return tcp.first.get(); }
+  int server() const { return tcp.second.get(); }
+  void send() { send_urgent(client(), server()); }
+};
+
+// The watcher works: one urgent byte, one callback with PRI.
+void check_priority_works(evw::Loop& loop, evw::Priority& p, Urgent& u) {
+  REQUIRE(p.is_active());
+  const int before = u.calls;
+  u.send();
+  CHECK(evw_test::run_until(loop, [&] { return u.calls == before + 1; }));
+  CHECK((u.revents & evw::PRI) != 0);
+}
+
+}  // namespace
+
+// ---- the EPOLLPRI backend ----------------------------------------------------------------
+
+TEST_CASE("fault: epoll_create1 at the first Priority start") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Urgent u;
+    evw::Priority p(loop, u.server(), u.callback());
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::epoll_create1, err);
+      check_throws([&] { p.start(); }, err, "epoll_create1");
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(p.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK_FALSE(loop.run(evw::NOWAIT));  // nothing left active
+    p.start();
+    check_priority_works(loop, p, u);
+    p.stop();
+  }
+  evw::Loop loop;
+  Urgent u;
+  evw::Priority p(loop, u.server(), u.callback());
+  {
+    Fault f(Call::epoll_create1, EINTR);
+    p.start();  // retried
+    CHECK(f.failed() == 1);
+  }
+  check_priority_works(loop, p, u);
+}
+
+TEST_CASE("fault: epoll_ctl ADD at Priority start") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Urgent u;
+    evw::Priority p(loop, u.server(), u.callback());
+    evw::Priority other(loop, u.client(), [](evw::Priority&, int) {});
+    other.start();  // the loop's EPOLLPRI set exists already
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::epoll_ctl, err, evw_test::op_is(EPOLL_CTL_ADD));
+      check_throws([&] { p.start(); }, err, "EPOLL_CTL_ADD");
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(p.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    // The urgent byte that comes now is for nobody: no callback, no crash.
+    u.send();
+    settle(loop);
+    CHECK(u.calls == 0);
+    p.start();  // registered now: the byte still waiting is delivered
+    CHECK(evw_test::run_until(loop, [&] { return u.calls == 1; }));
+    check_priority_works(loop, p, u);
+  }
+  evw::Loop loop;
+  Urgent u;
+  evw::Priority p(loop, u.server(), u.callback());
+  {
+    Fault f(Call::epoll_ctl, EINTR, evw_test::op_is(EPOLL_CTL_ADD));
+    p.start();
+    CHECK(f.failed() == 1);
+  }
+  check_priority_works(loop, p, u);
+}
+
+// A second watcher on an fd re-registers it (MOD) with a new tag. If that
+// fails, the first watcher must go on receiving events under the old tag, not
+// have them taken for stale ones (which costs a rebuild of the EPOLLPRI set,
+// and loses them for good when no descriptor is left for it).
+TEST_CASE("fault: epoll_ctl MOD at a second Priority start on the same fd") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Urgent u;
+    evw::Priority first(loop, u.server(), u.callback());
+    int second_calls = 0;
+    evw::Priority second(loop, u.server(), [&](evw::Priority&, int) { ++second_calls; });
+    first.start();
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::epoll_ctl, err, evw_test::op_is(EPOLL_CTL_MOD));
+      check_throws([&] { second.start(); }, err, "EPOLL_CTL_MOD");
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(second.is_active());
+    CHECK(first.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    {
+      // No new EPOLLPRI set may be needed to deliver the next byte.
+      Fault no_rebuild(Call::epoll_create1, EMFILE, evw_test::any_call(), 1, Fault::kAlways);
+      u.send();
+      CHECK(evw_test::run_until(loop, [&] { return u.calls == 1; }));
+      CHECK(no_rebuild.matched() == 0);
+    }
+    CHECK(second_calls == 0);
+    second.start();
+    u.send();
+    CHECK(evw_test::run_until(loop, [&] { return u.calls == 2 && second_calls == 1; }));
+  }
+  evw::Loop loop;
+  Urgent u;
+  evw::Priority first(loop, u.server(), u.callback());
+  int second_calls = 0;
+  evw::Priority second(loop, u.server(), [&](evw::Priority&, int) { ++second_calls; });
+  first.start();
+  {
+    Fault f(Call::epoll_ctl, EINTR, evw_test::op_is(EPOLL_CTL_MOD));
+    second.start();
+    CHECK(f.failed() == 1);
+  }
+  u.send();
+  CHECK(evw_test::run_until(loop, [&] { return u.calls == 1 && second_calls == 1; }));
+}
+
+// stop() cannot throw: a refused DEL leaves the fd registered in the kernel.
+// Its events are then stale (nobody's) and never reach a callback, and a
+// later start takes the registration over instead of failing with EEXIST.
+TEST_CASE("fault: epoll_ctl DEL at Priority stop") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Urgent u;
+    evw::Priority p(loop, u.server(), u.callback());
+    p.start();
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::epoll_ctl, err, evw_test::op_is(EPOLL_CTL_DEL));
+      p.stop();
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(p.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK_NOTHROW(p.start());  // the leftover registration is taken over
+    check_priority_works(loop, p, u);
+    // Stopped with a refused DEL, then an urgent byte: nobody is called.
+    {
+      Fault f(Call::epoll_ctl, err, evw_test::op_is(EPOLL_CTL_DEL));
+      p.stop();
+      CHECK(f.failed() == 1);
+    }
+    u.send();
+    settle(loop);
+    CHECK(u.calls == 1);
+    CHECK(evw_test::open_fd_count() == fds);
+    p.start();
+    CHECK(evw_test::run_until(loop, [&] { return u.calls == 2; }));
+    check_priority_works(loop, p, u);
+  }
+  evw::Loop loop;
+  Urgent u;
+  evw::Priority p(loop, u.server(), u.callback());
+  p.start();
+  {
+    Fault f(Call::epoll_ctl, EINTR, evw_test::op_is(EPOLL_CTL_DEL));
+    p.stop();
+    CHECK(f.failed() == 1);
+  }
+  p.start();
+  check_priority_works(loop, p, u);
+}
+
+// The drain runs inside run(), in libev's callback: a failure is thrown out of
+// run() like a callback's exception; the condition stays queued and the next
+// run() delivers it, with whatever else was ready in that iteration.
+TEST_CASE("fault: epoll_wait in the EPOLLPRI drain") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Urgent u;
+    evw::Priority p(loop, u.server(), u.callback());
+    auto [a, b] = evw_test::socket_pair();
+    int io_calls = 0;
+    evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+      ++io_calls;
+      char buf[16];
+      while (::read(w.fd(), buf, sizeof buf) > 0) {
+      }
+    });
+    p.start();
+    io.start();
+    const int fds = evw_test::open_fd_count();
+    REQUIRE(::write(b.get(), "x", 1) == 1);
+    u.send();
+    {
+      Fault f(Call::epoll_wait, err);
+      check_throws([&] { loop.run(evw::ONCE); }, err, "epoll_wait");
+      CHECK(f.failed() == 1);
+    }
+    CHECK(u.calls == 0);
+    CHECK(loop.depth() == 0);
+    CHECK(p.is_active());
+    CHECK(io.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    // Nothing lost: the urgent byte and the Io event of that iteration come now.
+    CHECK(evw_test::run_until(loop, [&] { return u.calls == 1 && io_calls == 1; }));
+    check_priority_works(loop, p, u);
+  }
+  evw::Loop loop;
+  Urgent u;
+  evw::Priority p(loop, u.server(), u.callback());
+  p.start();
+  u.send();
+  {
+    Fault f(Call::epoll_wait, EINTR);
+    CHECK(evw_test::run_until(loop, [&] { return u.calls == 1; }));  // retried, no exception
+    CHECK(f.failed() == 1);
+  }
+  check_priority_works(loop, p, u);
+}
+
+TEST_CASE("fault: close of the EPOLLPRI set failing with EINTR or EIO is not retried and leaks nothing") {
+  for (int err : {EINTR, EIO}) {
+    CAPTURE(err);
+    const int fds = evw_test::open_fd_count();
+    {
+      Urgent u;
+      Fault f(Call::close, err);
+      {
+        evw::Loop loop;
+        evw::Priority p(loop, u.server(), u.callback());
+        p.start();
+        check_priority_works(loop, p, u);
+      }  // the loop's EPOLLPRI set is closed here
+      CHECK(f.failed() == 1);
+    }
+    CHECK(evw_test::open_fd_count() == fds);
+  }
+}
+
+// ---- the wakeup probe (eventfd), Io's fd check ------------------------------------------
+
+TEST_CASE("fault: eventfd probe at Signal start and Async construction and start") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    int signals = 0, asyncs = 0;
+    evw::Signal s(loop, SIGUSR2, [&](evw::Signal&, int) { ++signals; });
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::eventfd, err, evw_test::any_call(), 1, 2);
+      check_throws([&] { s.start(); }, err, "eventfd");
+      check_throws([&] { evw::Async a(loop, [](evw::Async&, int) {}); }, err, "eventfd");
+      CHECK(f.failed() == 2);
+    }
+    CHECK_FALSE(s.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    evw::Async a(loop, [&](evw::Async&, int) { ++asyncs; });
+    {
+      Fault f(Call::eventfd, err);
+      check_throws([&] { a.start(); }, err, "eventfd");
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(a.is_active());
+    // Both work afterwards (and the signal was not left claimed).
+    s.start();
+    a.start();
+    ::raise(SIGUSR2);
+    a.send();
+    CHECK(evw_test::run_until(loop, [&] { return signals == 1 && asyncs == 1; }));
+    s.stop();
+    a.stop();
+  }
+  evw::Loop loop;
+  int signals = 0, asyncs = 0;
+  evw::Signal s(loop, SIGUSR2, [&](evw::Signal&, int) { ++signals; });
+  {
+    Fault f(Call::eventfd, EINTR);
+    s.start();  // retried
+    CHECK(f.failed() == 1);
+  }
+  auto made = [&] {
+    Fault f(Call::eventfd, EINTR);
+    evw::Async made_async(loop, [](evw::Async&, int) {});
+    return f.failed();
+  };
+  CHECK(made() == 1);
+  evw::Async a(loop, [&](evw::Async&, int) { ++asyncs; });
+  {
+    Fault f(Call::eventfd, EINTR);
+    a.start();
+    CHECK(f.failed() == 1);
+  }
+  ::raise(SIGUSR2);
+  a.send();
+  CHECK(evw_test::run_until(loop, [&] { return signals == 1 && asyncs == 1; }));
+}
+
+TEST_CASE("fault: fcntl(F_GETFD) at Io start") {
+  auto [a, b] = evw_test::socket_pair();
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    int calls = 0;
+    evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+      ++calls;
+      char buf[16];
+      while (::read(w.fd(), buf, sizeof buf) > 0) {
+      }
+    });
+    {
+      Fault f(Call::fcntl, err, evw_test::op_is(F_GETFD));
+      check_throws([&] { io.start(); }, err, "fcntl(F_GETFD)");
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(io.is_active());
+    io.start();
+    REQUIRE(::write(b.get(), "x", 1) == 1);
+    CHECK(evw_test::run_until(loop, [&] { return calls == 1; }));
+  }
+  evw::Loop loop;
+  int calls = 0;
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io&, int) { ++calls; });
+  {
+    Fault f(Call::fcntl, EINTR, evw_test::op_is(F_GETFD));
+    io.start();
+    CHECK(f.failed() == 1);
+  }
+  REQUIRE(::write(b.get(), "x", 1) == 1);
+  CHECK(evw_test::run_until(loop, [&] { return calls == 1; }));
+}
+
+// ---- Gpio (sysfs) on gpio-sim ------------------------------------------------------------
+
+namespace {
+
+#define REQUIRE_GPIO_SIM()                                                            \
+  if (auto why = evw::sim::GpioSim::unavailable_reason(); !why.empty()) EVW_SKIP(why); \
+  auto sim_ptr = evw::sim::GpioSim::in_temp_dir();                                     \
+  evw::sim::GpioSim& sim = *sim_ptr
+
+constexpr int kLine = 5;
+
+bool exported(const evw::sim::GpioSim& sim) {
+  struct stat st {};
+  return ::stat((sim.root() + "/gpio" + std::to_string(kLine)).c_str(), &st) == 0;
+}
+
+evw::GpioConfig both_edges(const evw::sim::GpioSim& sim) {
+  return evw::GpioConfig{.sysfs_root = sim.root(), .edge = evw::Edge::Both};
+}
+
+struct Edges {
+  int calls = 0;
+  int revents = 0;
+  int value = -1;
+  std::error_code error;
+  evw::Gpio::Callback callback() {
+    return [this](evw::Gpio& g, int rev) {
+      ++calls;
+      revents = rev;
+      value = g.value();
+      error = g.error();
+    };
+  }
+};
+
+// The watcher works: an edge driven on the simulator is delivered with its level.
+void check_gpio_works(evw::Loop& loop, evw::Gpio& g, evw::sim::GpioSim& sim, Edges& e) {
+  REQUIRE(g.is_active());
+  const int level = 1 - sim.input(kLine);
+  const int before = e.calls;
+  sim.set_input(kLine, level);
+  CHECK(evw_test::run_until(loop, [&] { return e.calls > before && e.value == level; }));
+  CHECK((e.revents & evw::PRI) != 0);
+}
+
+// A Gpio made after a failed one works.
+void check_fresh_gpio_works(evw::Loop& loop, evw::sim::GpioSim& sim) {
+  Edges e;
+  evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+  g.start();
+  check_gpio_works(loop, g, sim, e);
+}
+
+}  // namespace
+
+TEST_CASE("fault: open at each step of Gpio setup") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  for (const char* step : {"/export", "/direction", "/active_low", "/edge", "/value"}) {
+    for (int err : kFailures) {
+      CAPTURE(step);
+      CAPTURE(err);
+      const int fds = evw_test::open_fd_count();
+      {
+        Fault f(Call::open, err, evw_test::file_ends_with(step));
+        check_throws([&] { evw::Gpio g(loop, kLine, both_edges(sim), [](evw::Gpio&, int) {}); }, err,
+                     std::string("open ") + sim.root());
+        CHECK(f.failed() == 1);
+      }
+      CHECK(evw_test::open_fd_count() == fds);
+      CHECK_FALSE(exported(sim));  // unexported again
+      check_fresh_gpio_works(loop, sim);
+    }
+    CAPTURE(step);
+    Fault f(Call::open, EINTR, evw_test::file_ends_with(step));
+    Edges e;
+    evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+    CHECK(f.failed() == 1);
+    g.start();
+    check_gpio_works(loop, g, sim, e);
+  }
+}
+
+TEST_CASE("fault: write at each step of Gpio setup and of the unexport") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  for (const char* step : {"/export", "/direction", "/active_low", "/edge"}) {
+    for (int err : kFailures) {
+      CAPTURE(step);
+      CAPTURE(err);
+      const int fds = evw_test::open_fd_count();
+      {
+        Fault f(Call::write, err, evw_test::file_ends_with(step));
+        check_throws([&] { evw::Gpio g(loop, kLine, both_edges(sim), [](evw::Gpio&, int) {}); }, err,
+                     std::string("write ") + sim.root());
+        CHECK(f.failed() == 1);
+      }
+      CHECK(evw_test::open_fd_count() == fds);
+      CHECK_FALSE(exported(sim));
+      check_fresh_gpio_works(loop, sim);
+    }
+    CAPTURE(step);
+    Fault f(Call::write, EINTR, evw_test::file_ends_with(step));
+    Edges e;
+    evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+    CHECK(f.failed() == 1);
+    g.start();
+    check_gpio_works(loop, g, sim, e);
+  }
+  // The destructor's unexport cannot throw: the line stays exported, nothing leaks.
+  for (int err : kFailures) {
+    CAPTURE(err);
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::write, err, evw_test::file_ends_with("/unexport"));
+      { evw::Gpio g(loop, kLine, both_edges(sim), [](evw::Gpio&, int) {}); }
+      CHECK(f.failed() == 1);
+    }
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK(exported(sim));
+    {
+      // Already exported (EBUSY): this Gpio does not unexport it either.
+      Edges e;
+      evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+      CHECK_FALSE(g.exported());
+      g.start();
+      check_gpio_works(loop, g, sim, e);
+    }
+    evw_test::Fd unexport(::open((sim.root() + "/unexport").c_str(), O_WRONLY | O_CLOEXEC));
+    const std::string line = std::to_string(kLine);
+    REQUIRE(::write(unexport.get(), line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    CHECK_FALSE(exported(sim));
+  }
+}
+
+TEST_CASE("fault: lseek and read of Gpio's priming read") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  for (Call call : {Call::lseek, Call::read}) {
+    const std::string name = evw_test::call_name(call);
+    for (int err : kFailures) {
+      CAPTURE(name);
+      CAPTURE(err);
+      const int fds = evw_test::open_fd_count();
+      {
+        Fault f(call, err, evw_test::file_ends_with("/value"));
+        check_throws([&] { evw::Gpio g(loop, kLine, both_edges(sim), [](evw::Gpio&, int) {}); }, err,
+                     name + " " + sim.root());
+        CHECK(f.failed() == 1);
+      }
+      CHECK(evw_test::open_fd_count() == fds);
+      CHECK_FALSE(exported(sim));
+      check_fresh_gpio_works(loop, sim);
+    }
+    CAPTURE(name);
+    Fault f(call, EINTR, evw_test::file_ends_with("/value"));
+    Edges e;
+    evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+    CHECK(f.failed() == 1);
+    g.start();
+    check_gpio_works(loop, g, sim, e);
+  }
+}
+
+// On an edge, the read runs inside run(): a failure stops the watcher and
+// calls back once with ERR and error() (documented in gpio.hpp). The edge is
+// still latched in the file, so a restart delivers it.
+TEST_CASE("fault: lseek and read of Gpio's value at an edge") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  for (Call call : {Call::lseek, Call::read}) {
+    const std::string name = evw_test::call_name(call);
+    for (int err : kFailures) {
+      CAPTURE(name);
+      CAPTURE(err);
+      Edges e;
+      evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+      g.start();
+      const int fds = evw_test::open_fd_count();
+      const int level = 1 - sim.input(kLine);
+      {
+        Fault f(call, err, evw_test::file_ends_with("/value"));
+        sim.set_input(kLine, level);
+        CHECK(evw_test::run_until(loop, [&] { return e.calls == 1; }));
+        CHECK(f.failed() == 1);
+      }
+      CHECK(e.revents == evw::ERR);
+      CHECK(e.error.value() == err);
+      CHECK_FALSE(g.is_active());
+      CHECK(evw_test::open_fd_count() == fds);
+      g.start();
+      CHECK(evw_test::run_until(loop, [&] { return e.calls == 2; }));  // the latched edge
+      CHECK((e.revents & evw::PRI) != 0);
+      CHECK(e.value == level);
+      CHECK(g.error().value() == 0);
+      check_gpio_works(loop, g, sim, e);
+    }
+    CAPTURE(name);
+    Edges e;
+    evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+    g.start();
+    {
+      Fault f(call, EINTR, evw_test::file_ends_with("/value"));
+      check_gpio_works(loop, g, sim, e);
+      CHECK(f.failed() == 1);
+    }
+    CHECK(g.is_active());
+  }
+}
+
+// set() on the same line rewrites the attributes and re-reads the level while
+// the watcher is frozen; on failure it must be thawed, active and working.
+TEST_CASE("fault: write and read in Gpio::set keep the watcher working") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  Edges e;
+  evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+  g.start();
+  const int fds = evw_test::open_fd_count();
+  struct Step {
+    Call call;
+    const char* file;
+    const char* op;
+  };
+  for (const Step& step : {Step{Call::write, "/edge", "write"}, Step{Call::open, "/active_low", "open"},
+                           Step{Call::lseek, "/value", "lseek"}, Step{Call::read, "/value", "read"}}) {
+    for (int err : kFailures) {
+      CAPTURE(step.op);
+      CAPTURE(step.file);
+      CAPTURE(err);
+      {
+        Fault f(step.call, err, evw_test::file_ends_with(step.file));
+        check_throws([&] { g.set(kLine, both_edges(sim)); }, err, std::string(step.op) + " " + sim.root());
+        CHECK(f.failed() == 1);
+      }
+      CHECK(g.is_active());
+      CHECK(evw_test::open_fd_count() == fds);
+      check_gpio_works(loop, g, sim, e);
+    }
+    CAPTURE(step.op);
+    Fault f(step.call, EINTR, evw_test::file_ends_with(step.file));
+    g.set(kLine, both_edges(sim));
+    CHECK(f.failed() == 1);
+    CHECK(g.is_active());
+    check_gpio_works(loop, g, sim, e);
+  }
+}
+
+TEST_CASE("fault: close of Gpio's files failing with EINTR or EIO is not retried and leaks nothing") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  check_fresh_gpio_works(loop, sim);  // the loop's EPOLLPRI set is made before counting
+  for (int err : {EINTR, EIO}) {
+    CAPTURE(err);
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::close, err, evw_test::any_call(), 1, Fault::kAlways);
+      Edges e;
+      evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+      g.start();
+      check_gpio_works(loop, g, sim, e);
+      g.stop();
+    }
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK_FALSE(exported(sim));
+  }
+}
+
+// ---- GpioLine: the decoder's pipe, the chip's open and ioctls ---------------------------
+
+namespace {
+
+gpio_v2_line_event record(std::uint32_t line_seqno) {
+  gpio_v2_line_event e{};
+  e.id = GPIO_V2_LINE_EVENT_RISING_EDGE;
+  e.offset = 4;
+  e.seqno = line_seqno;
+  e.line_seqno = line_seqno;
+  return e;
+}
+
+void put(int fd, std::uint32_t first, std::uint32_t count) {
+  std::vector<gpio_v2_line_event> events;
+  for (std::uint32_t i = 0; i < count; ++i) events.push_back(record(first + i));
+  const auto size = static_cast<ssize_t>(events.size() * sizeof(gpio_v2_line_event));
+  REQUIRE(::write(fd, events.data(), static_cast<std::size_t>(size)) == size);
+}
+
+struct Pipe {
+  evw_test::Fd read_end, write_end;
+  Pipe() {
+    int p[2];
+    REQUIRE(::pipe2(p, O_CLOEXEC) == 0);  // blocking: GpioLine must make it nonblocking
+    read_end.reset(p[0]);
+    write_end.reset(p[1]);
+  }
+};
+
+struct Records {
+  std::vector<std::uint32_t> seqnos;
+  int calls = 0;
+  int revents = 0;
+  std::error_code error;
+  evw::GpioLine::Callback callback() {
+    return [this](evw::GpioLine& l, int rev) {
+      ++calls;
+      revents = rev;
+      error = l.error();
+      for (const evw::GpioEvent& e : l.last_events()) seqnos.push_back(e.line_seqno);
+    };
+  }
+};
+
+bool is_open(int fd) { return ::fcntl(fd, F_GETFD) >= 0; }
+
+}  // namespace
+
+TEST_CASE("fault: read of GpioLine's event records") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Pipe pipe;
+    Records r;
+    evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, r.callback());
+    line.start();
+    const int fds = evw_test::open_fd_count();
+    put(pipe.write_end.get(), 1, 2);
+    {
+      Fault f(Call::read, err, [&](const evw_test::CallInfo& c) { return c.fd == line.fd(); });
+      CHECK(evw_test::run_until(loop, [&] { return r.calls == 1; }));
+      CHECK(f.failed() == 1);
+    }
+    CHECK(r.revents == evw::ERR);
+    CHECK(r.error.value() == err);
+    CHECK_FALSE(line.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    // The records are still in the pipe: a restart delivers them, then new ones.
+    line.start();
+    CHECK(line.error().value() == 0);
+    CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 2; }));
+    put(pipe.write_end.get(), 3, 1);
+    CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 3; }));
+    CHECK(r.seqnos == std::vector<std::uint32_t>{1, 2, 3});
+    CHECK(line.lost() == 0);
+  }
+  evw::Loop loop;
+  Pipe pipe;
+  Records r;
+  evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, r.callback());
+  line.start();
+  put(pipe.write_end.get(), 1, 2);
+  {
+    Fault f(Call::read, EINTR, [&](const evw_test::CallInfo& c) { return c.fd == line.fd(); });
+    CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 2; }));
+    CHECK(f.failed() == 1);
+  }
+  CHECK(r.calls == 1);
+  CHECK(line.is_active());
+}
+
+// A descriptor GpioLine cannot make nonblocking would block the loop on a
+// spurious wakeup: the constructor refuses it (and closes it, as it owns it).
+TEST_CASE("fault: fcntl(F_GETFL) and fcntl(F_SETFL) at GpioLine construction") {
+  for (int cmd : {F_GETFL, F_SETFL}) {
+    const std::string op = cmd == F_GETFL ? "fcntl(F_GETFL)" : "fcntl(F_SETFL";
+    for (int err : kFailures) {
+      CAPTURE(op);
+      CAPTURE(err);
+      evw::Loop loop;
+      Pipe pipe;
+      const int fd = pipe.read_end.release();
+      const int fds = evw_test::open_fd_count();
+      {
+        Fault f(Call::fcntl, err, evw_test::op_is(static_cast<unsigned long>(cmd)));
+        check_throws([&] { evw::GpioLine line(loop, evw::GpioLine::RequestFd{fd}, [](evw::GpioLine&, int) {}); },
+                     err, op);
+        CHECK(f.failed() == 1);
+      }
+      CHECK_FALSE(is_open(fd));  // owned, so closed
+      CHECK(evw_test::open_fd_count() == fds - 1);
+      // A GpioLine made afterwards works.
+      Pipe again;
+      Records r;
+      evw::GpioLine line(loop, evw::GpioLine::RequestFd{again.read_end.release()}, r.callback());
+      CHECK((::fcntl(line.fd(), F_GETFL) & O_NONBLOCK) != 0);
+      line.start();
+      put(again.write_end.get(), 1, 1);
+      CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 1; }));
+    }
+    CAPTURE(op);
+    evw::Loop loop;
+    Pipe pipe;
+    Records r;
+    Fault f(Call::fcntl, EINTR, evw_test::op_is(static_cast<unsigned long>(cmd)));
+    evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, r.callback());
+    CHECK(f.failed() == 1);
+    CHECK((::fcntl(line.fd(), F_GETFL) & O_NONBLOCK) != 0);
+    line.start();
+    put(pipe.write_end.get(), 1, 1);
+    CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 1; }));
+  }
+}
+
+TEST_CASE("fault: fcntl(F_GETFD) at GpioLine start") {
+  for (int err : kFailures) {
+    CAPTURE(err);
+    evw::Loop loop;
+    Pipe pipe;
+    Records r;
+    evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, r.callback());
+    {
+      Fault f(Call::fcntl, err, evw_test::op_is(F_GETFD));
+      check_throws([&] { line.start(); }, err, "fcntl(F_GETFD)");
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(line.is_active());
+    line.start();
+    put(pipe.write_end.get(), 1, 1);
+    CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 1; }));
+  }
+  evw::Loop loop;
+  Pipe pipe;
+  Records r;
+  evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, r.callback());
+  {
+    Fault f(Call::fcntl, EINTR, evw_test::op_is(F_GETFD));
+    line.start();
+    CHECK(f.failed() == 1);
+  }
+  put(pipe.write_end.get(), 1, 1);
+  CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 1; }));
+}
+
+// Without a GPIO chip, /dev/null stands in for one: it opens, and answers the
+// chip-info ioctl with ENOTTY, which is what an uninjected run must report.
+TEST_CASE("fault: open and GPIO_GET_CHIPINFO_IOCTL of GpioLine's chip") {
+  evw::Loop loop;
+  const std::string chip = "/dev/null";
+  auto make = [&] { evw::GpioLine line(loop, chip, 0, evw::GpioLineConfig{}, [](evw::GpioLine&, int) {}); };
+  const int fds = evw_test::open_fd_count();
+  for (int err : kFailures) {
+    CAPTURE(err);
+    {
+      Fault f(Call::open, err, evw_test::file_ends_with(chip));
+      check_throws(make, err, "open " + chip);
+      CHECK(f.failed() == 1);
+    }
+    {
+      Fault f(Call::ioctl, err, evw_test::op_is(GPIO_GET_CHIPINFO_IOCTL));
+      check_throws(make, err, "GPIO_GET_CHIPINFO_IOCTL");
+      CHECK(f.failed() == 1);
+    }
+    CHECK(evw_test::open_fd_count() == fds);
+  }
+  {
+    Fault f(Call::open, EINTR, evw_test::file_ends_with(chip));
+    check_throws(make, ENOTTY, "GPIO_GET_CHIPINFO_IOCTL");  // retried: the real chip's answer
+    CHECK(f.failed() == 1);
+  }
+  {
+    Fault f(Call::ioctl, EINTR, evw_test::op_is(GPIO_GET_CHIPINFO_IOCTL));
+    check_throws(make, ENOTTY, "GPIO_GET_CHIPINFO_IOCTL");
+    CHECK(f.failed() == 1);
+    CHECK(f.matched() == 2);
+  }
+  CHECK(evw_test::open_fd_count() == fds);
+}
+
+TEST_CASE("fault: GPIO_V2_LINE_GET_VALUES_IOCTL of GpioLine::read_value") {
+  evw::Loop loop;
+  Pipe pipe;
+  Records r;
+  evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, r.callback());
+  line.start();
+  for (int err : kFailures) {
+    CAPTURE(err);
+    Fault f(Call::ioctl, err, evw_test::op_is(GPIO_V2_LINE_GET_VALUES_IOCTL));
+    check_throws([&] { (void)line.read_value(); }, err, "GPIO_V2_LINE_GET_VALUES_IOCTL");
+    CHECK(f.failed() == 1);
+  }
+  {
+    Fault f(Call::ioctl, EINTR, evw_test::op_is(GPIO_V2_LINE_GET_VALUES_IOCTL));
+    check_throws([&] { (void)line.read_value(); }, ENOTTY, "GPIO_V2_LINE_GET_VALUES_IOCTL");  // a pipe's answer
+    CHECK(f.failed() == 1);
+    CHECK(f.matched() == 2);
+  }
+  CHECK(line.is_active());
+  put(pipe.write_end.get(), 1, 1);
+  CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 1; }));
+}
+
+TEST_CASE("fault: GPIO_V2_GET_LINE_IOCTL of GpioLine's request") {
+  // The request ioctl is reached only on a real GPIO chip.
+  std::string chip;
+  for (int i = 0; i < 16 && chip.empty(); ++i)
+    if (const std::string path = "/dev/gpiochip" + std::to_string(i); ::access(path.c_str(), R_OK | W_OK) == 0)
+      chip = path;
+  if (chip.empty()) EVW_SKIP("no usable /dev/gpiochip*: GPIO_V2_GET_LINE_IOCTL needs a real chip");
+  evw::Loop loop;
+  const int fds = evw_test::open_fd_count();
+  for (int err : kFailures) {
+    CAPTURE(err);
+    Fault f(Call::ioctl, err, evw_test::op_is(GPIO_V2_GET_LINE_IOCTL));
+    check_throws([&] { evw::GpioLine line(loop, chip, 0, evw::GpioLineConfig{}, [](evw::GpioLine&, int) {}); },
+                 err, "GPIO_V2_GET_LINE_IOCTL");
+    CHECK(f.failed() == 1);
+    CHECK(evw_test::open_fd_count() == fds);
+  }
+  Fault f(Call::ioctl, EINTR, evw_test::op_is(GPIO_V2_GET_LINE_IOCTL));
+  try {
+    evw::GpioLine line(loop, chip, 0, evw::GpioLineConfig{}, [](evw::GpioLine&, int) {});
+    CHECK(f.failed() == 1);
+  } catch (const std::system_error& e) {
+    CHECK(e.code().value() != EINTR);  // retried: line 0 may be busy, but not EINTR
+  }
+  CHECK(evw_test::open_fd_count() == fds);
+}
