@@ -923,29 +923,76 @@ TEST_CASE("fault: GPIO_V2_LINE_GET_VALUES_IOCTL of GpioLine::read_value") {
   CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 1; }));
 }
 
+namespace {
+// A GPIO chip without hardware: /dev/null opened as the "chip", its two
+// ioctls answered through the seam (8 lines; a line request returns the read
+// end of a pipe whose write end the test keeps). Install before a Fault: the
+// Fault passes the calls it does not fail on to this one.
+class FakeChip {
+ public:
+  static constexpr const char* kPath = "/dev/null";
+  FakeChip() : saved_(evw::detail::sys::table) {
+    active_ = this;
+    evw::detail::sys::table.ioctl = ioctl;
+  }
+  ~FakeChip() {
+    evw::detail::sys::table = saved_;
+    active_ = nullptr;
+  }
+  FakeChip(const FakeChip&) = delete;
+  FakeChip& operator=(const FakeChip&) = delete;
+  int requests = 0;
+  evw_test::Fd write_end;  // of the last request's pipe
+
+ private:
+  static int ioctl(int fd, unsigned long request, void* arg) {
+    if (request == GPIO_GET_CHIPINFO_IOCTL) {
+      auto* info = static_cast<gpiochip_info*>(arg);
+      *info = gpiochip_info{};
+      std::strcpy(info->name, "fakechip");
+      info->lines = 8;
+      return 0;
+    }
+    if (request == GPIO_V2_GET_LINE_IOCTL) {
+      int p[2];
+      if (::pipe2(p, O_CLOEXEC) != 0) return -1;
+      static_cast<gpio_v2_line_request*>(arg)->fd = p[0];
+      active_->write_end.reset(p[1]);
+      ++active_->requests;
+      return 0;
+    }
+    return active_->saved_.ioctl(fd, request, arg);
+  }
+  evw::detail::sys::Table saved_;
+  static inline FakeChip* active_ = nullptr;
+};
+}  // namespace
+
 TEST_CASE("fault: GPIO_V2_GET_LINE_IOCTL of GpioLine's request") {
-  // The request ioctl is reached only on a real GPIO chip.
-  std::string chip;
-  for (int i = 0; i < 16 && chip.empty(); ++i)
-    if (const std::string path = "/dev/gpiochip" + std::to_string(i); ::access(path.c_str(), R_OK | W_OK) == 0)
-      chip = path;
-  if (chip.empty()) EVW_SKIP("no usable /dev/gpiochip*: GPIO_V2_GET_LINE_IOCTL needs a real chip");
+  FakeChip chip;
   evw::Loop loop;
   const int fds = evw_test::open_fd_count();
+  auto make = [&](Records& r) { return evw::GpioLine(loop, FakeChip::kPath, 3, evw::GpioLineConfig{}, r.callback()); };
   for (int err : kFailures) {
     CAPTURE(err);
+    Records r;
     Fault f(Call::ioctl, err, evw_test::op_is(GPIO_V2_GET_LINE_IOCTL));
-    check_throws([&] { evw::GpioLine line(loop, chip, 0, evw::GpioLineConfig{}, [](evw::GpioLine&, int) {}); },
-                 err, "GPIO_V2_GET_LINE_IOCTL");
+    check_throws([&] { (void)make(r); }, err, "GPIO_V2_GET_LINE_IOCTL");
     CHECK(f.failed() == 1);
-    CHECK(evw_test::open_fd_count() == fds);
+    CHECK(evw_test::open_fd_count() == fds);  // the chip closed, no request fd
   }
-  Fault f(Call::ioctl, EINTR, evw_test::op_is(GPIO_V2_GET_LINE_IOCTL));
-  try {
-    evw::GpioLine line(loop, chip, 0, evw::GpioLineConfig{}, [](evw::GpioLine&, int) {});
+  CHECK(chip.requests == 0);
+  {
+    Records r;
+    Fault f(Call::ioctl, EINTR, evw_test::op_is(GPIO_V2_GET_LINE_IOCTL));
+    evw::GpioLine line = make(r);  // retried
     CHECK(f.failed() == 1);
-  } catch (const std::system_error& e) {
-    CHECK(e.code().value() != EINTR);  // retried: line 0 may be busy, but not EINTR
+    CHECK(f.matched() == 2);
+    CHECK(chip.requests == 1);
+    line.start();
+    put(chip.write_end.get(), 1, 1);  // an edge on the request fd reaches the watcher
+    CHECK(evw_test::run_until(loop, [&] { return r.seqnos.size() == 1; }));
   }
+  chip.write_end.reset();
   CHECK(evw_test::open_fd_count() == fds);
 }
