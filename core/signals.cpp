@@ -49,6 +49,12 @@ void release_signal(int signum, const Loop& loop) noexcept {
   }
 }
 
+bool sole_claim(int signum, const Loop& loop) noexcept {
+  std::lock_guard lock(table_mutex);
+  const Slot& slot = table[signum];
+  return slot.owner == &loop && slot.refs == 1;
+}
+
 void probe_wakeup_fd(const char* kind) {
   const int fd = sys::retry_eintr([] { return sys::eventfd(0, EFD_CLOEXEC); });
   if (const int err = errno; fd < 0)

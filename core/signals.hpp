@@ -18,6 +18,8 @@ void claim_signal(int signum, const Loop& loop, const char* kind);
 /// Drop one reference; the last one restores the saved disposition. Call
 /// after libev has stopped its watcher.
 void release_signal(int signum, const Loop& loop) noexcept;
+/// True if loop holds signum with exactly one reference (one active watcher).
+bool sole_claim(int signum, const Loop& loop) noexcept;
 /// Make sure libev will find a free descriptor for its wakeup pipe or
 /// signalfd: libev aborts when it cannot create one.
 /// @throws std::system_error (EMFILE, ENFILE, ...) naming `kind`.

@@ -34,9 +34,11 @@ void WatcherBase::start() {
 
 void WatcherBase::stop() noexcept {
   if (loop_ == nullptr) return;
+  const bool active = is_active();
+  if (active) discard_impl();
   take_pending();
   if (loop_->failed_) loop_->forget(*this);
-  if (is_active()) stop_impl();
+  if (active) stop_impl();
 }
 
 bool WatcherBase::active_impl() const noexcept { return ev_is_active(as_ev(ev_)); }

@@ -79,6 +79,10 @@ class WatcherBase {
 
   virtual void start_impl() = 0;           // attached and not active
   virtual void stop_impl() noexcept = 0;   // attached and active
+  // stop() only (not the freeze guard), before the pending event is taken:
+  // a watcher whose loop may still hold an undelivered event for it elsewhere
+  // (Signal) turns it into a pending event, which stop() then drops.
+  virtual void discard_impl() noexcept {}
   virtual bool active_impl() const noexcept;
   // Pending state: libev's by default; the EPOLLPRI table keeps some itself.
   virtual int take_pending() noexcept;  // clear it, return its revents

@@ -198,6 +198,7 @@ class Model {
   bool will_not_block() const;
   void m_start(int k);
   void m_stop(int k);
+  void signal_discard(const Slot& s);
   void m_destroy(int k);
   void m_feed(int k, int revents);
   void m_clear(int k);
@@ -484,9 +485,22 @@ void Model::remove_expect(int k) {
     else ++i;
 }
 
+// evw's Signal::stop() as the signal's last active watcher turns libev's
+// process-wide "received" flag into a pending event of its own and drops it
+// (a cleared queue slot when nothing was pending yet).
+void Model::signal_discard(const Slot& s) {
+  if (!s.attached || !s.active || s.kind != Kind::Signal) return;
+  for (const Slot& o : slots_)
+    if (&o != &s && o.used && o.attached && o.active && o.kind == Kind::Signal && o.signum == s.signum)
+      return;
+  sig_flag_[s.signum] = false;
+  if (!in_run_ && s.pending == 0) ++dummies_;
+}
+
 void Model::m_stop(int k) {
   Slot& s = slots_[k];
   if (!s.attached) return;
+  signal_discard(s);
   cleared(s);
   s.active = false;
   s.pending = 0;
@@ -496,6 +510,7 @@ void Model::m_stop(int k) {
 void Model::m_destroy(int k) {
   if (in_run_) remove_expect(k);
   Slot& s = slots_[k];
+  signal_discard(s);
   cleared(s);
   s.used = false;
   s.act = Act::None;
@@ -913,6 +928,10 @@ void Model::op_destroy_loop() {
   trace("destroy-loop", -1);
   ++loops_destroyed_;
   // Loop-owned watchers die with the loop; user-owned ones become detached.
+  // Every active Signal watcher is stopped: the last of each signal clears
+  // its flag.
+  for (const Slot& s : slots_)
+    if (s.used && s.attached && s.active && s.kind == Kind::Signal) sig_flag_[s.signum] = false;
   for (Slot& s : slots_)
     if (s.used && s.loop_owned) s.w = nullptr;
   loop_.reset();

@@ -167,3 +167,44 @@ TEST_CASE("a Signal whose loop is destroyed while active is detached and release
   evw::Signal again(other, SIGUSR1, [](evw::Signal&, int) {});
   again.start();
 }
+
+// libev keeps a process-wide "received" flag per signal and reports it at the
+// loop's next wakeup. A signal received while its last watcher was still
+// active, and that watcher stopped before the loop got to it, must not be
+// reported to a watcher of that signal started later (in this loop or
+// another) without a new signal.
+TEST_CASE("a signal received before its last watcher stopped does not reach a later watcher") {
+  SUBCASE("same loop") {
+    evw::Loop loop;
+    int first = 0, later = 0;
+    evw::Signal a(loop, SIGUSR1, [&](evw::Signal&, int) { ++first; });
+    a.start();
+    REQUIRE(::raise(SIGUSR1) == 0);  // recorded by libev's handler, not yet dispatched
+    a.stop();
+    evw::Signal b(loop, SIGUSR1, [&](evw::Signal&, int) { ++later; });
+    b.start();
+    for (int i = 0; i < 3; ++i) loop.run(evw::NOWAIT);  // the wakeup pipe is still readable
+    CHECK(first == 0);
+    CHECK(later == 0);
+    REQUIRE(::raise(SIGUSR1) == 0);  // a real one still arrives
+    CHECK(evw_test::run_until(loop, [&] { return later == 1; }));
+  }
+  SUBCASE("another loop, woken by another signal") {
+    int later = 0, other = 0;
+    {
+      evw::Loop first;
+      evw::Signal a(first, SIGUSR1, [](evw::Signal&, int) {});
+      a.start();
+      REQUIRE(::raise(SIGUSR1) == 0);
+    }  // the loop and its watcher go before dispatching it
+    evw::Loop loop;
+    evw::Signal b(loop, SIGUSR1, [&](evw::Signal&, int) { ++later; });
+    evw::Signal c(loop, SIGUSR2, [&](evw::Signal&, int) { ++other; });
+    b.start();
+    c.start();
+    REQUIRE(::raise(SIGUSR2) == 0);  // wakes the loop: libev scans every flag
+    CHECK(evw_test::run_until(loop, [&] { return other == 1; }));
+    loop.run(evw::NOWAIT);
+    CHECK(later == 0);
+  }
+}

@@ -60,6 +60,17 @@ void Signal::start_impl() {
   ev_signal_start(raw_loop(), detail::ev_of<ev_signal>(*this));
 }
 
+// libev records a received signal in a process-wide flag and reports it to
+// the signal's watchers at the loop's next wakeup. Left set when the last
+// watcher stops, the flag would be reported to whichever watcher of that
+// signal starts next, in any loop, without a new signal. As the last watcher,
+// turn the flag into a pending event of this watcher (which stop() drops);
+// with no flag set this feeds an event that is dropped just the same.
+void Signal::discard_impl() noexcept {
+  const int sig = signum();
+  if (detail::sole_claim(sig, *detail::Access::loop(*this))) ev_feed_signal_event(raw_loop(), sig);
+}
+
 void Signal::stop_impl() noexcept {
   ev_signal_stop(raw_loop(), detail::ev_of<ev_signal>(*this));
   detail::release_signal(signum(), *detail::Access::loop(*this));

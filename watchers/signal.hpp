@@ -6,7 +6,8 @@
 // Non-default loops use signalfd, which blocks the signal in the calling
 // thread only: in a threaded program block it in every thread (or use the
 // default loop). When the last watcher of a signal stops, the disposition it
-// had before evw took it is restored.
+// had before evw took it is restored, and a signal received but not yet
+// dispatched is dropped with it (never reported later to another watcher).
 #pragma once
 
 #include "../core/loop.hpp"
@@ -32,6 +33,7 @@ class Signal final : public detail::Watcher<Signal> {
   //         std::system_error if no descriptor is left for the wakeup.
   void start_impl() override;
   void stop_impl() noexcept override;
+  void discard_impl() noexcept override;
   detail::EvStorage<48> ev_;
 };
 
