@@ -50,7 +50,7 @@ class WatcherBase {
   /// inside the watcher's own callback and on a detached watcher.
   void stop() noexcept;
   /// @brief True between a successful start() and stop().
-  bool is_active() const noexcept;
+  bool is_active() const noexcept { return loop_ != nullptr && active_impl(); }
   /// @brief True while an event waits in the loop for this watcher's callback.
   bool is_pending() const noexcept;
   /// @brief The priority, MINPRI..MAXPRI (default 0).
@@ -79,7 +79,9 @@ class WatcherBase {
 
   virtual void start_impl() = 0;           // attached and not active
   virtual void stop_impl() noexcept = 0;   // attached and active
-  virtual bool active_impl() const noexcept;
+  // libev's flag, read inline (coroutines ask on every event): every libev
+  // watcher struct starts with `int active` (EV_WATCHER; checked in watcher.cpp).
+  virtual bool active_impl() const noexcept { return *static_cast<const int*>(ev_) != 0; }
   // Pending state: libev's by default; the EPOLLPRI table keeps some itself.
   virtual int take_pending() noexcept;  // clear it, return its revents
   virtual bool pending_impl() const noexcept;
@@ -124,6 +126,14 @@ class Watcher : public WatcherBase {
   /// not, also move-only), a function pointer, a functor, a std::function.
   using Callback = Function<void(W&, int)>;
 
+  /// @brief True between a successful start() and stop(). (WatcherBase's,
+  /// bound at compile time where W's own override is visible here.)
+  bool is_active() const noexcept {
+    if constexpr (requires(const W& w) { w.active_impl(); })
+      return this->is_attached() && static_cast<const W&>(*this).active_impl();
+    else
+      return WatcherBase::is_active();
+  }
   /// @brief Call the callback now, outside the loop; its exceptions reach the caller.
   void invoke(int revents) { cb_(static_cast<W&>(*this), revents); }
   /// @brief Replace the callback (also allowed inside the callback itself).
