@@ -143,6 +143,9 @@ class Watcher : public WatcherBase {
  protected:
   Watcher(Loop& loop, void* ev, const char* kind, Callback cb)
       : WatcherBase(loop, ev, kind), cb_(checked(std::move(cb), kind)) {}
+  // For evw's own relays (Gpio::edge()): put cb (not empty) in place of the
+  // callback and hand the old one back. Never while the callback runs.
+  Callback exchange_callback(Callback cb) noexcept { return std::exchange(cb_, std::move(cb)); }
 
  private:
   friend struct Access;
