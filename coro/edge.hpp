@@ -24,11 +24,15 @@
 //   std::logic_error at its co_await.
 // - If the callback throws, the loop reports the exception and the coroutine
 //   keeps waiting (it is resumed by a later event).
-// - set_callback() during a wait replaces the relay too: the wait goes on
-//   until the event is delivered, but the watcher's active state is then
-//   left as it is. Do not start the first edge() of a watcher from inside
-//   that watcher's own callback.
-// - The loop must outlive the wait, as for every awaitable.
+// - set_callback() replaces the relay too. Called from the watcher's callback
+//   during a wait, that event still resumes the coroutine (the watcher's
+//   active state is then left as it is); called while the coroutine waits,
+//   from anywhere else, the coroutine is never resumed by that watcher
+//   (destroying its Task stays safe). The next edge() installs a new relay.
+// - Do not await the first edge() of a watcher from inside that watcher's
+//   own callback (its callback cannot be swapped while it runs).
+// - The watcher and the loop must outlive the wait: if either is destroyed
+//   first, the coroutine is never resumed (destroying its Task stays safe).
 #pragma once
 
 #include <coroutine>

@@ -14,11 +14,12 @@
 //
 // Caveats: a spawned task cannot be cancelled on its own (end it from inside,
 // or race it with when_any in a parent task). evw resumes coroutines only from
-// loop callbacks; code that resumes one by hand (an awaitable of your own) must
-// expect a spawned task's exception to come out of that resume(). The first spawn on a loop adds
-// one loop-owned watcher (the starter, never active; it counts in
-// Loop::watcher_count()) that stays until the Loop is destroyed. sync_wait()
-// runs the loop: do not call it from a callback or a task of the same loop.
+// loop callbacks; code that resumes one by hand (an awaitable of your own)
+// must expect a spawned task's exception to come out of that resume(). The
+// first spawn on a loop adds one loop-owned watcher (the starter, never
+// active; it counts in Loop::watcher_count()) that stays until the Loop is
+// destroyed. sync_wait() runs the loop: do not call it from a callback or a
+// task of the same loop.
 #pragma once
 
 #include <coroutine>
@@ -63,7 +64,10 @@ class DetachedTask {
     // Out of resume(), to whoever resumed the task: a loop callback (the loop
     // captures it, Loop::run() rethrows it), the registry's starter, or the
     // final step of a task it awaited (symmetric transfer passes it on). The
-    // frame is then suspended at its final point; the registry frees it later.
+    // frame is then suspended at its final point ([dcl.fct.def.coroutine]:
+    // an exception out of unhandled_exception() goes to the resumer); the
+    // registry frees it later. Checked with g++ 12 and clang 14, at -O0, -O2
+    // and under ASan.
     void unhandled_exception();
 
    private:

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -192,4 +193,28 @@ TEST_CASE("coro: gpio.edge() on a GpioLine fed through a pipe, cancellation and 
   CHECK_FALSE(resumed);
   line.stop();
   CHECK(loop.run(evw::NOWAIT) == false);
+}
+
+TEST_CASE("coro: gpio.edge() whose watcher is destroyed during the wait: never resumed, cancelled safely") {
+  evw::Loop loop;
+  Pipe pipe;
+  int calls = 0;
+  auto line = std::make_unique<evw::GpioLine>(loop, evw::GpioLine::RequestFd{pipe.read_end.release()},
+                                              [&](evw::GpioLine&, int) { ++calls; });
+  bool resumed = false;
+  auto waiting = [&]() -> evw::Task<void> {
+    co_await line->edge();
+    resumed = true;
+  };
+  evw::Timer boom(loop, 0.001, 0.0, [&](evw::Timer&, int) {
+    put(pipe.write_end.get(), record(evw::Edge::Rising, 1));
+    line.reset();  // the relay goes with it
+    throw std::runtime_error("boom");
+  });
+  boom.start();
+  CHECK_THROWS_AS(evw::sync_wait(loop, waiting()), std::runtime_error);  // the task is destroyed
+  CHECK_FALSE(resumed);
+  CHECK(calls == 0);
+  CHECK(loop.watcher_count() == 1);  // boom
+  CHECK_FALSE(loop.run(evw::NOWAIT));
 }
