@@ -50,7 +50,7 @@ class WatcherBase {
   /// inside the watcher's own callback and on a detached watcher.
   void stop() noexcept;
   /// @brief True between a successful start() and stop().
-  bool is_active() const noexcept { return loop_ != nullptr && active_impl(); }
+  bool is_active() const noexcept;
   /// @brief True while an event waits in the loop for this watcher's callback.
   bool is_pending() const noexcept;
   /// @brief The priority, MINPRI..MAXPRI (default 0).
@@ -79,9 +79,7 @@ class WatcherBase {
 
   virtual void start_impl() = 0;           // attached and not active
   virtual void stop_impl() noexcept = 0;   // attached and active
-  // libev's flag, read inline (coroutines ask on every event): every libev
-  // watcher struct starts with `int active` (EV_WATCHER; checked in watcher.cpp).
-  virtual bool active_impl() const noexcept { return *static_cast<const int*>(ev_) != 0; }
+  virtual bool active_impl() const noexcept;
   // Pending state: libev's by default; the EPOLLPRI table keeps some itself.
   virtual int take_pending() noexcept;  // clear it, return its revents
   virtual bool pending_impl() const noexcept;
@@ -117,6 +115,11 @@ class WatcherBase {
   bool owned_ = false;  // created by Loop::add, deleted by the loop
   std::any data_;
 };
+
+// Inline (coroutines ask on every event). libev's flag: every libev watcher
+// struct starts with `int active` (EV_WATCHER; checked in watcher.cpp).
+inline bool WatcherBase::active_impl() const noexcept { return *static_cast<const int*>(ev_) != 0; }
+inline bool WatcherBase::is_active() const noexcept { return loop_ != nullptr && active_impl(); }
 
 /// The typed part: the callback `void(W&, int revents)`.
 template <class W>
