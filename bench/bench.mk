@@ -53,7 +53,7 @@ $(BENCH_BIN)/%: bench/%.cpp bench/common.h | $(BENCH_BIN)
 
 ifneq ($(BENCH_EVW_PROGS),)
 $(addprefix $(BENCH_BIN)/,$(BENCH_EVW_PROGS)): $(BENCH_BIN)/%: bench/%.cpp bench/common.h \
-                                                 $(BUILD)/libevw.a | $(BENCH_BIN)
+                                                 $(BUILD)/libevw.a $(PUBLIC_HEADERS) | $(BENCH_BIN)
 	$(CXX) $(BENCH_CXXFLAGS) -I$(BUILD)/include -o $@ $< $(BUILD)/libevw.a -lev
 endif
 endif

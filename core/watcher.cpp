@@ -1,8 +1,10 @@
 #include "watcher.hpp"
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 #include "access.hpp"
 #include "loop.hpp"
@@ -41,9 +43,9 @@ void WatcherBase::stop() noexcept {
   if (active) stop_impl();
 }
 
-bool WatcherBase::active_impl() const noexcept { return ev_is_active(as_ev(ev_)); }
-
-bool WatcherBase::is_active() const noexcept { return loop_ != nullptr && active_impl(); }
+// WatcherBase::active_impl(), inline in the header, reads ev_is_active() as the first int.
+static_assert(offsetof(ev_watcher, active) == 0 && std::is_same_v<decltype(ev_watcher::active), int>,
+              "libev's watcher struct no longer starts with int active");
 
 bool WatcherBase::is_pending() const noexcept { return loop_ != nullptr && pending_impl(); }
 

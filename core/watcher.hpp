@@ -120,6 +120,11 @@ class WatcherBase {
   std::any data_;
 };
 
+// Inline (coroutines ask on every event). libev's flag: every libev watcher
+// struct starts with `int active` (EV_WATCHER; checked in watcher.cpp).
+inline bool WatcherBase::active_impl() const noexcept { return *static_cast<const int*>(ev_) != 0; }
+inline bool WatcherBase::is_active() const noexcept { return loop_ != nullptr && active_impl(); }
+
 /// The typed part: the callback `void(W&, int revents)`.
 template <class W>
 class Watcher : public WatcherBase {
@@ -128,6 +133,14 @@ class Watcher : public WatcherBase {
   /// not, also move-only), a function pointer, a functor, a std::function.
   using Callback = Function<void(W&, int)>;
 
+  /// @brief True between a successful start() and stop(). (WatcherBase's,
+  /// bound at compile time where W's own override is visible here.)
+  bool is_active() const noexcept {
+    if constexpr (requires(const W& w) { w.active_impl(); })
+      return this->is_attached() && static_cast<const W&>(*this).active_impl();
+    else
+      return WatcherBase::is_active();
+  }
   /// @brief Call the callback now, outside the loop; its exceptions reach the caller.
   void invoke(int revents) { cb_(static_cast<W&>(*this), revents); }
   /// @brief Replace the callback (also allowed inside the callback itself).
@@ -137,6 +150,9 @@ class Watcher : public WatcherBase {
  protected:
   Watcher(Loop& loop, void* ev, const char* kind, Callback cb)
       : WatcherBase(loop, ev, kind), cb_(checked(std::move(cb), kind)) {}
+  // For evw's own relays (Gpio::edge()): put cb (not empty) in place of the
+  // callback and hand the old one back. Never while the callback runs.
+  Callback exchange_callback(Callback cb) noexcept { return std::exchange(cb_, std::move(cb)); }
 
  private:
   friend struct Access;

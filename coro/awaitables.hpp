@@ -70,7 +70,7 @@ class WatcherAwaitable {
           watcher_.emplace(*loop_, args..., [this, awaiting](W& w, int revents) {
             revents_ = revents;
             w.stop();
-            resume_from_loop(awaiting);  // may destroy *this: touch nothing after
+            awaiting.resume();  // may destroy *this: touch nothing after
           });
         },
         args_);
@@ -141,8 +141,9 @@ class WatcherAwaitable {
 /// coming back to next() (no start/stop per event). An event that arrives
 /// while nobody awaits is kept (its revents) and stops the watcher, so a
 /// level-triggered watcher does not spin while the coroutine is busy
-/// elsewhere; the next next() returns it at once. One coroutine at a time may
-/// await it.
+/// elsewhere; the next next() returns it at once (if you restart the watcher
+/// yourself in between, it comes along with the next event instead). One
+/// coroutine at a time may await it.
 /// Destroying the Watch while a coroutine awaits it leaves that coroutine
 /// suspended for good (destroying its Task is still safe).
 template <class W>
@@ -153,17 +154,19 @@ class Watch {
   template <class... Args>
   explicit Watch(Loop& loop, Args&&... args)
       : watcher_(loop, std::forward<Args>(args)..., [this](W& w, int revents) {
-          if (Next* next = std::exchange(next_, nullptr)) {
-            next->revents_ = revents;
-            next->watch_ = nullptr;
-            detail::resume_from_loop(next->awaiting_);  // may destroy this Watch: touch nothing after
+          if (Next* next = next_) [[likely]] {
+            next_ = nullptr;
+            // (kept_ is 0 unless the watcher was restarted by hand while an event
+            // was kept: that event comes along with this one.)
+            next->revents_ = revents | std::exchange(kept_, 0);
+            next->awaiting_.resume();  // may destroy this Watch: touch nothing after
           } else {
             kept_ |= revents;  // nobody waits: keep it for the next next(), and stop spinning
             w.stop();
           }
         }) {}
   ~Watch() {
-    if (next_ != nullptr) next_->watch_ = nullptr;
+    if (next_ != nullptr) next_->awaiting_ = nullptr;  // its coroutine is never resumed
   }
   Watch(const Watch&) = delete;
   Watch& operator=(const Watch&) = delete;
@@ -181,39 +184,49 @@ class Watch {
     Next(Next&& other) noexcept : watch_(std::exchange(other.watch_, nullptr)) {}
     Next& operator=(Next&&) = delete;
     ~Next() {
-      // Cancelled while suspended: give the watcher back, stopped.
-      if (watch_ != nullptr && watch_->next_ == this) {
+      // Cancelled while suspended: give the watcher back, stopped. (Resumed
+      // normally, awaiting_ was cleared by await_resume, and the compiler
+      // drops this test.)
+      if (awaiting_) [[unlikely]] {
         watch_->next_ = nullptr;
         watch_->watcher_.stop();
       }
     }
-    bool await_ready() noexcept {
-      if (watch_ == nullptr || watch_->kept_ == 0) return false;
-      revents_ = std::exchange(watch_->kept_, 0);  // an event came while nobody waited
-      watch_ = nullptr;
+    // The hot path of a coroutine looping on next() is await_suspend with the
+    // watcher still active: two tests and two stores.
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> awaiting) {
+      Watch* watch = watch_;
+      if (watch == nullptr || watch->next_ != nullptr) [[unlikely]] throw_misuse(watch);
+      // Still active from the last wait, unless this is the first one, an event
+      // came while nobody waited (and was kept), or someone stopped it.
+      if (!watch->watcher_.is_active()) [[unlikely]] {
+        if (watch->kept_ != 0) {  // go on at once with it
+          revents_ = std::exchange(watch->kept_, 0);
+          return false;
+        }
+        watch->watcher_.start();  // if it throws, nothing is registered
+      }
+      awaiting_ = awaiting;
+      watch->next_ = this;
       return true;
     }
-    void await_suspend(std::coroutine_handle<> awaiting) {
-      if (watch_ == nullptr) throw std::logic_error("evw::Watch: next() awaited twice");
-      if (watch_->next_ != nullptr)
-        throw std::logic_error("evw::Watch: next() is already awaited by another coroutine");
-      awaiting_ = awaiting;
-      watch_->next_ = this;
-      try {
-        if (!watch_->watcher_.is_active()) watch_->watcher_.start();  // still active from the last wait?
-      } catch (...) {
-        watch_->next_ = nullptr;
-        throw;
-      }
-    }
     /// The revents of the event.
-    int await_resume() const noexcept { return revents_; }
+    int await_resume() noexcept {
+      awaiting_ = nullptr;
+      return revents_;
+    }
 
    private:
     friend class Watch;
-    Watch* watch_;
-    std::coroutine_handle<> awaiting_;
-    int revents_ = 0;
+    [[noreturn, gnu::cold, gnu::noinline]] static void throw_misuse(const Watch* watch) {
+      if (watch == nullptr) throw std::logic_error("evw::Watch: awaiting a moved-from next()");
+      throw std::logic_error("evw::Watch: next() is already awaited by another coroutine");
+    }
+
+    Watch* watch_;                      // null when moved from
+    std::coroutine_handle<> awaiting_;  // set while suspended (registered as next_)
+    int revents_;  // set before await_resume
   };
 
   /// @brief Await the watcher's next event; returns its revents.

@@ -34,24 +34,6 @@ namespace detail {
 template <class T>
 class TaskPromise;
 
-// An exception that ended a spawned (detached) task, parked between the final
-// step of the task and the loop callback that resumed it (see resume_from_loop).
-inline std::exception_ptr& detached_error() noexcept {
-  static thread_local std::exception_ptr error;
-  return error;
-}
-
-// Resume a coroutine from inside a loop callback. If, on the way, a spawned
-// task ended with an exception, throw it here, inside the callback: the loop
-// captures it and Loop::run() rethrows it, as for any callback's exception.
-// Touches nothing but h (a copy) and a thread-local: the resumed coroutine may
-// destroy the watcher, and so the callback, that is calling this.
-inline void resume_from_loop(std::coroutine_handle<> h) {
-  h.resume();
-  if (std::exception_ptr& error = detached_error(); error) [[unlikely]]
-    std::rethrow_exception(std::exchange(error, nullptr));
-}
-
 struct TaskAccess;
 
 class TaskPromiseBase {

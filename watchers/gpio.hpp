@@ -80,6 +80,8 @@ class OwnedFd {
 };
 
 struct GpioTrampoline;
+template <class W>
+class EdgeAwaitable;  // defined in <evw/coro/edge.hpp>
 
 }  // namespace detail
 
@@ -104,6 +106,21 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   Gpio(Loop& loop, int line, Callback cb) : Gpio(loop, line, GpioConfig{}, std::move(cb)) {}
   /// Stops, closes `value`, and unexports the line if this watcher exported it.
   ~Gpio();
+
+  /// @brief In a coroutine: `int revents = co_await gpio.edge();` waits for the
+  ///        next event, after this watcher's own callback has run for it.
+  ///        Starts the watcher for the wait if it is stopped (and stops it
+  ///        again after). Needs <evw/coro/coro.hpp>; see coro/edge.hpp.
+  /// @return (at co_await) the revents: PRI, value() being the new level; ERR
+  ///         once if `value` can no longer be read.
+  /// @throws (at co_await) what start() throws; std::logic_error if another
+  ///         coroutine awaits edge() of this watcher.
+  template <class Self = Gpio>
+  [[nodiscard]] detail::EdgeAwaitable<Self> edge() noexcept {
+    return detail::EdgeAwaitable<Self>(static_cast<Self&>(*this));
+  }
+  template <class>
+  friend class detail::EdgeAwaitable;
 
   /// @brief Switch to another line and/or configuration; allowed while active
   ///        or pending (restarts, keeps a pending event, delivered once after).

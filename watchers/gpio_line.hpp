@@ -121,6 +121,21 @@ class GpioLine final : public detail::Watcher<GpioLine> {
   /// Stops and closes the request fd, which releases the line.
   ~GpioLine();
 
+  /// @brief In a coroutine: `int revents = co_await line.edge();` waits for
+  ///        the next batch of events, after this watcher's own callback has
+  ///        run for it. Starts the watcher for the wait if it is stopped (and
+  ///        stops it again after). Needs <evw/coro/coro.hpp>; see coro/edge.hpp.
+  /// @return (at co_await) the revents: READ, last_events() being the batch;
+  ///         ERR or HUP once if the request fd fails or closes.
+  /// @throws (at co_await) what start() throws; std::logic_error if another
+  ///         coroutine awaits edge() of this watcher.
+  template <class Self = GpioLine>
+  [[nodiscard]] detail::EdgeAwaitable<Self> edge() noexcept {
+    return detail::EdgeAwaitable<Self>(static_cast<Self&>(*this));
+  }
+  template <class>
+  friend class detail::EdgeAwaitable;
+
   /// @brief The events of the batch being delivered (valid in the callback
   ///        and until the next batch), oldest first.
   std::span<const GpioEvent> last_events() const noexcept { return events_; }
