@@ -27,8 +27,11 @@ class Function<R(Args...)> {
             class = std::enable_if_t<!std::is_same_v<D, Function> &&
                                      std::is_invocable_r_v<R, D&, Args...>>>
   Function(F&& f) {  // NOLINT: implicit, so lambdas convert
-    if constexpr (std::is_pointer_v<D> || std::is_member_pointer_v<D> ||
-                  requires { static_cast<bool>(f == nullptr); }) {
+    // A function (passed by reference) is never null; a pointer, a member
+    // pointer or a std::function may be, and makes an empty Function.
+    if constexpr (std::is_function_v<std::remove_reference_t<F>>) {
+    } else if constexpr (std::is_pointer_v<D> || std::is_member_pointer_v<D> ||
+                         requires { static_cast<bool>(f == nullptr); }) {
       if (f == nullptr) return;
     }
     if constexpr (fits<D>) {
