@@ -23,7 +23,7 @@ else
 
 # One program per (workload, event loop); the pipe-chain programs take -t for the +timer variant.
 BENCH_PROGS := pipe_epoll pipe_libev pipe_evpp pipe_libuv pipe_libevent \
-               oob_epoll oob_libev_nested oob_libuv
+               oob_epoll oob_libev_nested oob_libev_nested_cb oob_libuv
 
 # The evw programs join as soon as the watchers they use exist in the tree.
 BENCH_EVW_PROGS := pipe_evw pipe_coro oob_evw
@@ -33,6 +33,7 @@ BENCH_LIBS_pipe_evpp        := -lev
 BENCH_LIBS_pipe_libuv       := -luv
 BENCH_LIBS_pipe_libevent    := -levent_core
 BENCH_LIBS_oob_libev_nested := -lev
+BENCH_LIBS_oob_libev_nested_cb := -lev
 BENCH_LIBS_oob_libuv        := -luv
 
 .PHONY: bench bench-build

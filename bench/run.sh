@@ -216,6 +216,7 @@ pkg_version() {
         "nested epoll on libev" "nested epoll" "$OOB_EVENTS" targets_oob "-n $OOB_N -a $OOB_A -e $OOB_EVENTS" \
         "raw epoll EPOLLPRI (floor)|oob_epoll|" \
         "nested epoll on libev|oob_libev_nested|" \
+        "nested epoll, handler pointer per fd|oob_libev_nested_cb|" \
         "libuv|oob_libuv|" \
         "evw|oob_evw|"
 

@@ -14,9 +14,12 @@ class PriorityTable;
 struct ExceptNode {
   int fd = -1;
   void* ev = nullptr;  // the libev watcher fed when the fd is ready and libev must order it
+  void* self = nullptr;  // the watcher, as call() takes it
   // Called directly when the table delivers the event itself, never after the
-  // loop failed (a callback threw); may throw: the table catches.
-  void (*call)(void* ev, int revents) = nullptr;
+  // loop failed (a callback threw); may throw: the table catches. revents
+  // comes first so that self is already where the callback holder's thunk
+  // takes the watcher (its second argument): the trampoline is three moves.
+  void (*call)(int revents, void* self) = nullptr;
   ExceptNode* prev = nullptr;
   ExceptNode* next = nullptr;
   int pri = 0;  // the watcher's priority, copied at registration (set_priority re-registers)

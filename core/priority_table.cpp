@@ -114,7 +114,7 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
     if (n < 0) self->drain_failed(-n);
     return;
   }
-  batch.ready_count = n;
+  batch.end = batch.ready + n;
   batch.outer = self->batch_;
   self->batch_ = &batch;
   const unsigned epoch = self->feeds_;
@@ -125,17 +125,16 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
     // Lazy: ends as soon as a callback touches the table or feeds an event
     // (note_feed resolves the rest; dispatch_entries then decides whether
     // libev must order it).
-    for (int i = 0; i < n; ++i) {
-      const Ready& ready = batch.ready[i];
-      const Slot& slot = self->slot_of(ready);
-      if (!self->only_one(slot, ready)) [[unlikely]] {
-        batch.next = i;
+    // batch.next is re-read after every call: resolve() (from a callback or
+    // below) moves it to the end, which ends the lazy loop in the same test.
+    for (Ready* ready = batch.next; ready != batch.end; ready = batch.next) {
+      const Slot& slot = self->slot_of(*ready);
+      if (!self->only_one(slot, *ready)) [[unlikely]] {
         self->resolve(batch);
         break;
       }
-      batch.next = i + 1;
-      self->call(*slot.head, ExceptBackend::revents_of(ready));
-      if (!batch.lazy) [[unlikely]] break;
+      batch.next = ready + 1;
+      self->call(*slot.head, ExceptBackend::revents_of(*ready));
     }
   }
   if (!batch.lazy) self->dispatch_entries(batch, epoch);
@@ -151,8 +150,8 @@ void PriorityTable::resolve(Batch& batch) noexcept {
   const bool direct = ev_pending_count(loop_) == 0 && !Access::failed(*owner_);
   Entry* out = batch.entries;
   Entry* const end = batch.entries + kBatch;
-  for (; batch.next < batch.ready_count; ++batch.next) {
-    const Ready& ready = batch.ready[batch.next];
+  for (; batch.next != batch.end; ++batch.next) {
+    const Ready& ready = *batch.next;
     ExceptNode* node = live(ready);
     if (node == nullptr) batch.stale = true;
     const int revents = ExceptBackend::revents_of(ready);

@@ -52,8 +52,8 @@ class PriorityTable {
   // into entries, which stop() and friends can find and clear.
   struct Batch {
     Ready ready[kBatch];
-    int ready_count = 0;
-    int next = 0;       // the first raw record not yet dispatched
+    Ready* next = ready;  // the first raw record not yet dispatched
+    Ready* end = ready;   // past the last one drained
     bool lazy = true;   // false: the rest is in entries
     bool stale = false; // a record of a registration nobody owns was seen
     Entry entries[kBatch];
@@ -71,7 +71,7 @@ class PriorityTable {
   // Calls node's callback; an exception is kept for run(), as dispatch does.
   void call(ExceptNode& node, int revents) noexcept {
     try {
-      node.call(node.ev, revents);  // may destroy node: touch nothing after
+      node.call(revents, node.self);  // may destroy node: touch nothing after
     } catch (...) {
       capture();
     }

@@ -192,7 +192,7 @@ struct detail::GpioTrampoline {
   static void on_event(struct ev_loop*, ev_watcher* w, int revents) noexcept {
     static_cast<Gpio*>(w->data)->on_condition(revents);
   }
-  static void direct(void* ev, int revents) { on_event(nullptr, static_cast<ev_watcher*>(ev), revents); }
+  static void direct(int revents, void* self) { static_cast<Gpio*>(self)->on_condition(revents); }
 };
 
 Gpio::Gpio(Loop& loop, int line, GpioConfig config, Callback cb)
@@ -200,6 +200,7 @@ Gpio::Gpio(Loop& loop, int line, GpioConfig config, Callback cb)
   check(line, config);
   config.sysfs_root = normalized_root(std::move(config.sysfs_root));
   node_.ev = &ev_;
+  node_.self = this;
   node_.call = detail::GpioTrampoline::direct;
   ev_set_cb(detail::ev_of<ev_watcher>(*this), detail::GpioTrampoline::on_event);
   adopt(Setup(line, config));

@@ -16,8 +16,8 @@ void priority_callback(struct ev_loop*, ev_watcher* w, int revents) noexcept {
 
 // The EPOLLPRI table's direct call: it catches, and it never calls directly
 // once the loop has failed (see PriorityTable::hand_over).
-void priority_direct(void* ev, int revents) {
-  auto& w = *static_cast<Priority*>(static_cast<ev_watcher*>(ev)->data);
+void priority_direct(int revents, void* self) {
+  auto& w = *static_cast<Priority*>(self);
   detail::Access::callback(w)(w, revents);  // may destroy w: touch nothing after
 }
 
@@ -32,6 +32,7 @@ Priority::Priority(Loop& loop, int fd, Callback cb)
   check(fd);
   node_.fd = fd;
   node_.ev = &ev_;
+  node_.self = this;
   node_.call = priority_direct;
   ev_set_cb(detail::ev_of<ev_watcher>(*this), priority_callback);
 }
