@@ -41,6 +41,16 @@ if g++ -std=c++20 "$tmp/consumer.cpp" -o "$tmp/shared" $flags >"$tmp/out" 2>&1 &
   ok "consumer linked with pkg-config --libs evw (shared) runs"
 else bad "consumer linked with pkg-config --libs evw (shared)"; fi
 
+# The README's example, as a user pastes it: warning-free, and it reads "hi".
+awk '/^## Example/ { f = 1 } f && /^```cpp/ { p = 1; next } p && /^```/ { exit } p' \
+    "$root/README.md" > "$tmp/readme.cpp"
+if [ -s "$tmp/readme.cpp" ] &&
+   g++ -std=c++20 -Wall -Wextra -Werror "$tmp/readme.cpp" -o "$tmp/readme" $flags >"$tmp/out" 2>&1 &&
+   LD_LIBRARY_PATH=$dest$prefix/lib timeout 10 "$tmp/readme" >"$tmp/out" 2>&1 &&
+   grep -qx 'read hi' "$tmp/out"; then
+  ok "README example builds with pkg-config and reads hi"
+else bad "README example"; fi
+
 sflags=$(pkg-config --static --cflags --libs evw)
 if g++ -std=c++20 "$tmp/consumer.cpp" -o "$tmp/static" -Wl,-Bstatic $sflags -Wl,-Bdynamic >"$tmp/out" 2>&1 ||
    g++ -std=c++20 "$tmp/consumer.cpp" -o "$tmp/static" $(echo "$sflags" | sed "s|-levw|$dest$prefix/lib/libevw.a|") >"$tmp/out" 2>&1; then
