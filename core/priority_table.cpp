@@ -54,13 +54,28 @@ PriorityTable::~PriorityTable() {
 void PriorityTable::add(ExceptNode& node) {
   resolve_all();  // the tag bump below would hide a queued record from its watcher
   const int fd = node.fd;
-  if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(fd + 1);
-  Slot& slot = slots_[fd];
-  unsigned tag = slot.tag + 1;
-  if (tag == kNoTag) ++tag;
-  if (slot.head == nullptr) backend_->add(fd, tag);
-  else backend_->modify(fd, tag);  // if this throws, the kernel keeps the old tag
-  slot.tag = tag;
+  const auto index = static_cast<std::size_t>(fd);
+  if (index >= slots_.size()) {
+    // The kernel first: a number that is not an open fd (any int may come
+    // in) fails there with EBADF instead of sizing the table after it.
+    backend_->add(fd, kNoTag + 1);
+    try {
+      slots_.resize(index + 1);
+    } catch (...) {
+      backend_->remove(fd);
+      throw;
+    }
+    slots_[index].tag = kNoTag + 1;
+  } else {
+    Slot& slot = slots_[index];
+    unsigned tag = slot.tag + 1;
+    if (tag == kNoTag) ++tag;
+    if (slot.head == nullptr) backend_->add(fd, tag);
+    else backend_->modify(fd, tag);  // if this throws, the kernel keeps the old tag
+    slot.tag = tag;
+  }
+  Slot& slot = slots_[index];
+  const unsigned tag = slot.tag;
   node.pri = ev_priority(static_cast<ev_watcher*>(node.ev));
   if (by_priority_[node.pri - MINPRI]++ == 0) ++priorities_;
   node.prev = nullptr;

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <climits>
 #include <memory>
 #include <algorithm>
 #include <cstring>
@@ -204,6 +205,15 @@ TEST_CASE("Priority start() on a regular file or a closed fd throws system_error
   evw::Priority q(loop, closed, [](evw::Priority&, int) {});
   try {
     q.start();
+    FAIL("no exception");
+  } catch (const std::system_error& e) {
+    CHECK(e.code().value() == EBADF);
+  }
+  // Any int may come in: a number far beyond every open fd is EBADF too, not
+  // a table sized after it (INT_MAX slots would be 32 GiB: bad_alloc or worse).
+  evw::Priority huge(loop, INT_MAX, [](evw::Priority&, int) {});
+  try {
+    huge.start();
     FAIL("no exception");
   } catch (const std::system_error& e) {
     CHECK(e.code().value() == EBADF);
