@@ -21,7 +21,9 @@ struct Access {
   }
   static bool failed(const Loop& loop) noexcept { return loop.failed_; }
   static void defer(Loop& loop, WatcherBase& w, int revents) { loop.defer(w, revents); }
-  static void capture(Loop& loop, std::exception_ptr e) noexcept { loop.capture(std::move(e)); }
+  // loop may be a Loop its callback destroyed: then the exception goes to
+  // the run() that is unwinding it (see loop.cpp); loop is not touched.
+  static void capture(Loop& loop, std::exception_ptr e) noexcept;
   static PriorityTable* priority_table(Loop& loop) noexcept { return loop.priority_.get(); }
   static PriorityTable& make_priority_table(Loop& loop);
   // Call before evw puts an event into libev's pending queue from outside

@@ -46,6 +46,55 @@ namespace {
 
 }  // namespace
 
+namespace detail {
+
+// One run() in progress. A callback may destroy its own Loop: ~Loop then
+// stops and releases every watcher as usual, but cannot free the libev loop
+// (ev_run is on the stack and touches it until it returns) nor the EPOLLPRI
+// table (its on_ready may be on the stack). It hands both to the outermost
+// run(), marks every frame gone and breaks all levels; each run() returns
+// without touching its Loop, and the outermost frees what it was handed and
+// rethrows an exception a callback threw meanwhile.
+struct RunFrame {
+  explicit RunFrame(RunFrame* enclosing) noexcept : outer(enclosing) {}
+  RunFrame* outer;
+  bool gone = false;
+  // Set on the outermost frame of a destroyed loop:
+  const Loop* loop = nullptr;  // its address: Access::capture recognises it
+  struct ev_loop* raw = nullptr;
+  std::unique_ptr<PriorityTable> table;
+  std::exception_ptr error;
+  RunFrame* next_gone = nullptr;
+
+  bool unwind();
+};
+
+namespace {
+thread_local RunFrame* t_gone = nullptr;  // outermost frames of loops destroyed while running
+}
+
+bool RunFrame::unwind() {
+  if (outer != nullptr) return false;  // the outermost run() of the dead loop finishes
+  RunFrame** link = &t_gone;
+  while (*link != this) link = &(*link)->next_gone;
+  *link = next_gone;
+  table.reset();
+  ev_loop_destroy(raw);
+  if (error) std::rethrow_exception(std::move(error));
+  return false;
+}
+
+void Access::capture(Loop& loop, std::exception_ptr e) noexcept {
+  for (RunFrame* frame = t_gone; frame != nullptr; frame = frame->next_gone)
+    if (frame->loop == &loop) {
+      if (!frame->error) frame->error = std::move(e);
+      return;
+    }
+  loop.capture(std::move(e));
+}
+
+}  // namespace detail
+
 Loop::Loop(unsigned flags) {
   errno = 0;
   raw_ = ev_loop_new(flags);
@@ -85,10 +134,40 @@ Loop::~Loop() {
     if (w == nullptr) break;
     release(*w, true);
   }
-  priority_.reset();
-  ev_loop_destroy(raw_);  // runs the Cleanup watchers
-  while (head_ != nullptr) release(*head_, false);
+  if (frame_ == nullptr && ev_depth(raw_) == 0) [[likely]] {
+    priority_.reset();
+    ev_loop_destroy(raw_);  // runs the Cleanup watchers
+    while (head_ != nullptr) release(*head_, false);
+    if (is_default_) detail::release_signal(SIGCHLD, *this);
+    return;
+  }
+  // Destroyed while libev runs it: by a callback (see RunFrame), or inside an
+  // ev_run that is not ours (an embedding loop's sweep). The Cleanup watchers
+  // run now, one at a time (ev_loop_destroy would run every pending watcher).
+  while (head_ != nullptr) {
+    detail::WatcherBase* w = head_;
+    ev_invoke(raw_, static_cast<ev_watcher*>(w->ev_), EV_CLEANUP);
+    if (head_ == w) release(*w, true);  // else the callback destroyed it
+  }
+  if (priority_) priority_->orphan();
   if (is_default_) detail::release_signal(SIGCHLD, *this);
+  ev_break(raw_, EVBREAK_ALL);
+  if (frame_ == nullptr) {
+    // Nobody to hand the libev loop to: it (and the table) is left allocated.
+    static_cast<void>(priority_.release());
+    return;
+  }
+  detail::RunFrame* outermost = frame_;
+  for (detail::RunFrame* frame = frame_; frame != nullptr; frame = frame->outer) {
+    frame->gone = true;
+    outermost = frame;
+  }
+  outermost->loop = this;
+  outermost->raw = raw_;
+  outermost->table = std::move(priority_);
+  outermost->error = std::move(error_);
+  outermost->next_gone = detail::t_gone;
+  detail::t_gone = outermost;
 }
 
 bool Loop::run(int flags) {
@@ -98,7 +177,11 @@ bool Loop::run(int flags) {
   // libev's ev_run cancels a pending break on entry, so a nested run() would
   // swallow a stop() that a callback asked of the enclosing one: re-issue it.
   const int enclosing = std::exchange(break_, 0);
+  detail::RunFrame frame{frame_};
+  frame_ = &frame;
   bool more = ev_run(raw_, flags) != 0;
+  if (frame.gone) [[unlikely]] return frame.unwind();  // a callback destroyed this loop
+  frame_ = frame.outer;
   if (enclosing != 0 && ev_depth(raw_) > 0) {
     ev_break(raw_, enclosing);
     break_ = enclosing;

@@ -4,7 +4,10 @@
 // thread-safe call). It is neither copyable nor movable: watchers keep its
 // address. Destroying a Loop stops every watcher it still has; loop-owned
 // watchers (Loop::add) are destroyed, user-owned ones become detached.
-// Do not destroy a Loop from inside one of its own callbacks.
+// A callback may destroy its own Loop (e.g. an application object that holds
+// it): run() then returns false at once and the libev loop is freed as it
+// unwinds. Not from a coroutine spawned on that loop (destroying the loop
+// destroys the running task's own frame).
 #pragma once
 
 #include <cstddef>
@@ -22,6 +25,7 @@ namespace evw {
 
 namespace detail {
 class PriorityTable;
+struct RunFrame;
 }
 
 /// An event loop: a libev loop plus the watchers that belong to it.
@@ -42,7 +46,8 @@ class Loop {
   /// @brief Run the loop: until no active watcher remains or stop() is
   /// called; with ONCE, one blocking iteration; with NOWAIT, one iteration
   /// without blocking.
-  /// @return true while active watchers remain.
+  /// @return true while active watchers remain (false if a callback
+  /// destroyed the loop; `this` is gone then).
   /// @throws the first exception a callback threw during this run, unchanged,
   /// or std::system_error if the kernel queue of Priority/Gpio watchers could
   /// not be read (epoll_wait); events that were ready but not yet delivered
@@ -104,6 +109,7 @@ class Loop {
   std::exception_ptr error_;
   std::vector<std::pair<detail::WatcherBase*, int>> deferred_;
   std::unique_ptr<detail::PriorityTable> priority_;  // created on first Priority watcher
+  detail::RunFrame* frame_ = nullptr;  // the innermost run() in progress
 };
 
 }  // namespace evw

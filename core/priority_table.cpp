@@ -12,7 +12,9 @@ void Access::note_feed(Loop& loop) noexcept {
   if (loop.priority_) loop.priority_->note_feed();
 }
 
-void PriorityTable::capture() noexcept { Access::capture(*owner_, std::current_exception()); }
+void PriorityTable::capture() noexcept {
+  Access::capture(*owner_, std::current_exception());  // owner_ may be gone: capture knows
+}
 
 void PriorityTable::hand_over() noexcept {
   for (Batch* batch = batch_; batch != nullptr; batch = batch->outer) {
@@ -46,7 +48,11 @@ PriorityTable::PriorityTable(Loop& owner) : owner_(&owner), loop_(owner.raw()), 
   ev_unref(loop_);
 }
 
-PriorityTable::~PriorityTable() {
+PriorityTable::~PriorityTable() { orphan(); }
+
+void PriorityTable::orphan() noexcept {
+  if (orphaned_) return;
+  orphaned_ = true;
   if (nodes_ == 0) ev_ref(loop_);  // ev_io_stop counts it off again
   ev_io_stop(loop_, &io_);
 }
@@ -257,6 +263,7 @@ bool except_is_pending(Loop& loop, const ExceptNode& node) noexcept {
 // watcher while a dup of it lives on: epoll keeps it armed and DEL cannot
 // reach it) is dropped; the only cure is a new kernel queue with the live fds.
 void PriorityTable::drop_stale() noexcept {
+  if (orphaned_) return;  // its Loop is gone
   int failed_fd, failed_errno;
   try {
     rebuild(&failed_fd, &failed_errno);

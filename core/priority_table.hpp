@@ -32,6 +32,10 @@ class PriorityTable {
   /// In a forked child: a new kernel queue, every fd registered again.
   void after_fork();
   std::size_t size() const noexcept { return nodes_; }
+  /// The Loop is destroyed while libev still runs (a callback destroyed it):
+  /// stop the internal watcher now; the table itself lives until on_ready
+  /// can no longer be on the stack.
+  void orphan() noexcept;
   /// Something was fed into libev's queue from outside its dispatch.
   void note_feed() noexcept;
   /// The event node waits for in a direct-dispatch batch, taken (0 if none).
@@ -120,6 +124,7 @@ class PriorityTable {
   std::size_t nodes_ = 0;
   Batch* batch_ = nullptr;
   unsigned feeds_ = 0;  // see note_feed
+  bool orphaned_ = false;
 };
 
 }  // namespace evw::detail

@@ -4,7 +4,10 @@
 
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -241,4 +244,116 @@ TEST_CASE("a stop() followed by a nested run() in the same callback still ends t
   CHECK(loop.run());
   CHECK(ticks == 1);
   CHECK_FALSE(guard_fired);
+}
+
+// ---- a callback destroys its own loop ---------------------------------------
+
+namespace {
+
+void send_urgent(int fd) {
+  char c = '!';
+  REQUIRE(::send(fd, &c, 1, MSG_OOB) == 1);
+}
+
+}  // namespace
+
+TEST_CASE("a callback may destroy its own loop: run() returns false, nothing else runs") {
+  const int fds_before = evw_test::open_fd_count();
+  auto [a, b] = evw_test::socket_pair();
+  REQUIRE(::write(b.get(), "x", 1) == 1);
+  auto loop = std::make_unique<evw::Loop>();
+  bool owned_destroyed = false;
+  struct Flag {
+    bool* flag;
+    ~Flag() { *flag = true; }
+  };
+  auto flag = std::make_shared<Flag>(Flag{&owned_destroyed});
+  // Ready in the same iteration as the destroyer, at lower priority: must not run.
+  int late = 0;
+  evw::Io io(*loop, a.get(), evw::READ, [&](evw::Io&, int) { ++late; });
+  io.set_priority(-1);
+  io.start();
+  auto& owned = loop->add<evw::Idle>([&late, flag](evw::Idle&, int) { ++late; });
+  owned.set_priority(-2);
+  owned.start();
+  evw::Timer destroyer(*loop, 0.0, 0.0, [&](evw::Timer&, int) { loop.reset(); });
+  destroyer.start();
+  evw::Loop* raw_before = loop.get();
+  CHECK_FALSE(raw_before->run());
+  CHECK(loop == nullptr);
+  CHECK(late == 0);
+  flag.reset();
+  CHECK(owned_destroyed);  // the loop-owned Idle and its callable are gone
+  for (evw::detail::WatcherBase* w : std::initializer_list<evw::detail::WatcherBase*>{&io, &destroyer}) {
+    CHECK_FALSE(w->is_attached());
+    CHECK_THROWS_AS(w->start(), std::logic_error);
+  }
+  a.reset();
+  b.reset();
+  CHECK(evw_test::open_fd_count() == fds_before);  // libev's fds went with the loop
+}
+
+TEST_CASE("a Priority callback may destroy its loop while other Priority watchers are ready") {
+  for (bool sorted : {false, true}) {  // one priority: the lazy path; two: sorted entries
+    CAPTURE(sorted);
+    auto [c1, s1] = evw_test::tcp_pair();
+    auto [c2, s2] = evw_test::tcp_pair();
+    auto [c3, s3] = evw_test::tcp_pair();
+    auto loop = std::make_unique<evw::Loop>();
+    int calls = 0;
+    auto cb = [&](evw::Priority&, int) {
+      if (++calls == 1) loop.reset();
+    };
+    evw::Priority p1(*loop, s1.get(), cb), p2(*loop, s2.get(), cb), p3(*loop, s3.get(), cb);
+    if (sorted) p2.set_priority(1);
+    p1.start();
+    p2.start();
+    p3.start();
+    send_urgent(c1.get());
+    send_urgent(c2.get());
+    send_urgent(c3.get());
+    ::usleep(20000);  // all three ready before the one drain
+    evw::Loop* l = loop.get();
+    CHECK_FALSE(l->run());
+    CHECK(calls == 1);
+    CHECK_FALSE(p1.is_attached());
+    CHECK_FALSE(p3.is_attached());
+  }
+}
+
+TEST_CASE("a callback that destroys its loop and then throws: run() rethrows it") {
+  auto loop = std::make_unique<evw::Loop>();
+  evw::Timer t(*loop, 0.0, 0.0, [&](evw::Timer&, int) {
+    loop.reset();
+    throw std::runtime_error("after the loop");
+  });
+  t.start();
+  evw::Loop* l = loop.get();
+  CHECK_THROWS_WITH_AS(l->run(), "after the loop", std::runtime_error);
+  CHECK(loop == nullptr);
+  // The next loop is unaffected (no stale capture record left behind).
+  evw::Loop next;
+  evw::Timer u(next, 0.0, 0.0, [](evw::Timer&, int) { throw std::logic_error("plain"); });
+  u.start();
+  CHECK_THROWS_AS(next.run(), std::logic_error);
+}
+
+TEST_CASE("a loop destroyed inside a nested run(): both runs return, Cleanup watchers run") {
+  auto loop = std::make_unique<evw::Loop>();
+  int cleanups = 0;
+  evw::Cleanup cleanup(*loop, [&](evw::Cleanup&, int revents) { cleanups += revents == evw::CLEANUP; });
+  cleanup.start();
+  bool inner_result = true;
+  evw::Timer inner(*loop, 0.0, 0.0, [&](evw::Timer&, int) { loop.reset(); });
+  evw::Timer outer(*loop, 0.0, 0.0, [&](evw::Timer& self, int) {
+    inner.start();
+    inner_result = self.loop().run();  // `self.loop()` is still alive here
+  });
+  outer.start();
+  evw::Loop* l = loop.get();
+  CHECK_FALSE(l->run());
+  CHECK_FALSE(inner_result);
+  CHECK(loop == nullptr);
+  CHECK(cleanups == 1);
+  CHECK_FALSE(cleanup.is_attached());
 }
