@@ -664,3 +664,18 @@ TEST_CASE("lazy batch: an exception keeps the rest for the next run()") {
   CHECK(t.calls[1] == 1);
   CHECK(t.calls[2] == 1);
 }
+
+TEST_CASE("a loop-owned Priority active when its loop is destroyed is destroyed with it") {
+  auto [client, server] = evw_test::tcp_pair();
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  loop->add<evw::Priority>(server.get(), [token](evw::Priority&, int) {}).start();
+  urgent(client.get());
+  settle();
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+  CHECK(take_urgent(server.get()) == '!');  // never delivered
+}
