@@ -261,3 +261,35 @@ TEST_CASE("a loop-owned Signal active when its loop is destroyed is destroyed wi
   evw::Signal again(other, SIGUSR1, [](evw::Signal&, int) {});
   again.start();
 }
+
+TEST_CASE("Signal set() on a watcher whose raised signal is pending delivers it once, after the change") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  std::vector<int> seen;
+  evw::Signal s(loop, SIGUSR1, [&](evw::Signal& w, int revents) {
+    CHECK(revents == evw::SIGNAL);
+    seen.push_back(w.signum());
+  });
+  bool was_pending = false;
+  // The Io runs first (priority 1 > 0), after libev turned the signal into s's pending event.
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    char c;
+    while (::read(w.fd(), &c, 1) == 1) {}
+    was_pending = s.is_pending();
+    s.set(SIGUSR2);
+    w.stop();
+  });
+  io.set_priority(1);
+  s.start();
+  io.start();
+  REQUIRE(::raise(SIGUSR1) == 0);
+  REQUIRE(::write(b.get(), "x", 1) == 1);
+  loop.run(evw::ONCE);
+  CHECK(was_pending);
+  CHECK(seen == std::vector<int>{SIGUSR2});  // in the same iteration, after the change
+  for (int i = 0; i < 3; ++i) loop.run(evw::NOWAIT);
+  CHECK(seen.size() == 1);
+  REQUIRE(::raise(SIGUSR2) == 0);
+  CHECK(run_until(loop, [&] { return seen.size() == 2; }));
+  s.stop();
+}
