@@ -679,3 +679,21 @@ TEST_CASE("a loop-owned Priority active when its loop is destroyed is destroyed 
   CHECK(alive.expired());
   CHECK(take_urgent(server.get()) == '!');  // never delivered
 }
+
+TEST_CASE("Priority user data is kept and reachable from its callback") {
+  evw::Loop loop;
+  auto [client, server] = evw_test::tcp_pair();
+  std::string got;
+  evw::Priority p(loop, server.get(), [&](evw::Priority& w, int) {
+    got = std::any_cast<std::string>(w.data());
+    take_urgent(w.fd());
+    w.stop();
+  });
+  CHECK_FALSE(p.data().has_value());
+  p.data() = std::string("urgent");
+  p.set_priority(1);  // reconfiguration keeps it
+  p.start();
+  urgent(client.get());
+  CHECK(run_until(loop, [&] { return !got.empty(); }));
+  CHECK(got == "urgent");
+}
