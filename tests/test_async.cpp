@@ -179,3 +179,16 @@ TEST_CASE("an Async whose loop is destroyed while active becomes detached") {
   CHECK_THROWS_AS(async.start(), std::logic_error);
   CHECK_THROWS_AS(async.send(), std::logic_error);
 }
+
+TEST_CASE("a loop-owned Async active when its loop is destroyed is destroyed with it") {
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  auto& owned = loop->add<evw::Async>([token](evw::Async&, int) {});
+  owned.start();
+  owned.feed(evw::ASYNC);  // active and pending
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+}

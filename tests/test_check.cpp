@@ -128,3 +128,16 @@ TEST_CASE("a Check whose loop is destroyed while active becomes detached") {
   CHECK_FALSE(check.is_pending());
   CHECK_THROWS_AS(check.start(), std::logic_error);
 }
+
+TEST_CASE("a loop-owned Check active when its loop is destroyed is destroyed with it") {
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  auto& owned = loop->add<evw::Check>([token](evw::Check&, int) {});
+  owned.start();
+  owned.feed(evw::CHECK);  // active and pending
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+}

@@ -173,3 +173,30 @@ TEST_CASE("Child user data and destruction inside its own callback") {
   CHECK(seen == 21);
   CHECK(loop.watcher_count() == before - 1);
 }
+
+TEST_CASE("Child set() while active watches the new pid, not the old one") {
+  evw::Loop& loop = evw::Loop::default_loop();
+  Kid first([] { ::_exit(4); });
+  Kid second([] { ::_exit(5); });
+  std::vector<int> pids;
+  evw::Child child(loop, first.pid, [&](evw::Child& w, int) {
+    pids.push_back(w.rpid());
+    if (WIFEXITED(w.rstatus())) CHECK(WEXITSTATUS(w.rstatus()) == 5);
+  });
+  int any_calls = 0;
+  evw::Child any(loop, 0, [&](evw::Child&, int) { ++any_calls; });  // sees both exits
+  child.start();
+  any.start();
+  child.set(second.pid);
+  CHECK(child.is_active());
+  CHECK(child.pid() == second.pid);
+  first.release();
+  CHECK(run_until(loop, [&] { return any_calls == 1; }, 5.0));
+  CHECK(pids.empty());  // the old pid is no longer watched
+  second.release();
+  CHECK(run_until(loop, [&] { return pids.size() == 1; }, 5.0));
+  CHECK(pids == std::vector<int>{second.pid});
+  CHECK(run_until(loop, [&] { return any_calls == 2; }, 5.0));
+  child.stop();
+  any.stop();
+}

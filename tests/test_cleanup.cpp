@@ -128,3 +128,73 @@ TEST_CASE("Cleanup priorities order its events among other watcher types") {
   loop.run(evw::NOWAIT);
   CHECK(order == std::vector<int>{0, 1});
 }
+
+TEST_CASE("a Cleanup started and stopped again does not run when its loop is destroyed") {
+  int started = 0, stopped = 0;
+  auto loop = std::make_unique<evw::Loop>();
+  evw::Cleanup on(*loop, [&](evw::Cleanup&, int) { ++started; });
+  evw::Cleanup off(*loop, [&](evw::Cleanup&, int) { ++stopped; });
+  on.start();
+  off.start();
+  CHECK(off.is_active());
+  off.stop();
+  CHECK_FALSE(off.is_active());
+  loop.reset();  // before the watchers: their destructors would stop them
+  CHECK(started == 1);
+  CHECK(stopped == 0);
+}
+
+TEST_CASE("Cleanup set_priority while active keeps it active: it runs once at ~Loop") {
+  int calls = 0, pri = 0;
+  auto loop = std::make_unique<evw::Loop>();
+  evw::Cleanup c(*loop, [&](evw::Cleanup& w, int) {
+    ++calls;
+    pri = w.priority();
+  });
+  c.start();
+  c.set_priority(2);
+  CHECK(c.is_active());
+  CHECK_FALSE(c.is_pending());
+  CHECK_FALSE(loop->run(evw::NOWAIT));
+  CHECK(calls == 0);
+  loop.reset();
+  CHECK(calls == 1);
+  CHECK(pri == 2);
+}
+
+TEST_CASE("a Cleanup stopping itself inside its callback is safe, at a fed event and during ~Loop") {
+  int fed = 0, at_destroy = 0;
+  auto loop = std::make_unique<evw::Loop>();
+  evw::Cleanup c(*loop, [&](evw::Cleanup& w, int) {
+    ++fed;
+    w.stop();
+  });
+  c.start();
+  c.feed(evw::CLEANUP);
+  loop->run(evw::NOWAIT);
+  CHECK(fed == 1);
+  CHECK_FALSE(c.is_active());
+  evw::Cleanup d(*loop, [&](evw::Cleanup& w, int) {
+    ++at_destroy;
+    w.stop();
+  });
+  d.start();
+  loop.reset();
+  CHECK(fed == 1);  // stopped: not run by ~Loop
+  CHECK(at_destroy == 1);
+  CHECK_FALSE(d.is_active());
+  CHECK_FALSE(d.is_attached());
+}
+
+TEST_CASE("a loop-owned Cleanup active when its loop is destroyed runs and is destroyed with it") {
+  int calls = 0;
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  loop->add<evw::Cleanup>([token, &calls](evw::Cleanup&, int) { ++calls; }).start();
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(calls == 1);
+  CHECK(alive.expired());
+}

@@ -235,3 +235,84 @@ TEST_CASE("Embed user data and destruction inside its own callback") {
   CHECK(inner.watcher_count() == 1);  // io; the guard went with the Embed
   io.stop();
 }
+
+TEST_CASE("Embed set() while active embeds the new loop, not the old one") {
+  auto [a, b] = evw_test::socket_pair();
+  auto [c, d] = evw_test::socket_pair();
+  evw::Loop outer;
+  evw::Loop one(evw::BACKEND_EPOLL), two(evw::BACKEND_EPOLL);
+  int in_one = 0, in_two = 0;
+  evw::Io io1(one, a.get(), evw::READ, [&](evw::Io& w, int) {
+    drain(w.fd());
+    ++in_one;
+  });
+  evw::Io io2(two, c.get(), evw::READ, [&](evw::Io& w, int) {
+    drain(w.fd());
+    ++in_two;
+  });
+  io1.start();
+  io2.start();
+  evw::Embed embed(outer, one);  // sweeps by itself
+  embed.start();
+  outer.run(evw::NOWAIT);
+  embed.set(two);
+  CHECK(embed.is_active());
+  CHECK(&embed.other() == &two);
+  outer.run(evw::NOWAIT);
+  REQUIRE(::send(d.get(), "y", 1, 0) == 1);  // only the new loop's backend wakes the outer one
+  CHECK(run_until(outer, [&] { return in_two == 1; }));
+  REQUIRE(::send(b.get(), "x", 1, 0) == 1);  // the old loop: nothing
+  for (int i = 0; i < 3; ++i) outer.run(evw::NOWAIT);
+  CHECK(in_one == 0);
+  CHECK(in_two == 1);
+  io1.stop();
+  io2.stop();
+  embed.stop();
+}
+
+TEST_CASE("an Embed stopping itself inside its own callback is safe and stops sweeping") {
+  auto [a, b] = evw_test::socket_pair();
+  evw::Loop outer;
+  evw::Loop inner(evw::BACKEND_EPOLL);
+  int reads = 0, embeds = 0;
+  evw::Io io(inner, a.get(), evw::READ, [&](evw::Io& w, int) {
+    drain(w.fd());
+    ++reads;
+  });
+  evw::Embed embed(outer, inner, [&](evw::Embed& w, int) {
+    ++embeds;
+    w.sweep();
+    w.stop();
+  });
+  io.start();
+  embed.start();
+  outer.run(evw::NOWAIT);
+  REQUIRE(::send(b.get(), "x", 1, 0) == 1);
+  CHECK(run_until(outer, [&] { return embeds == 1; }));
+  CHECK_FALSE(embed.is_active());
+  CHECK(reads == 1);
+  REQUIRE(::send(b.get(), "y", 1, 0) == 1);
+  CHECK_FALSE(outer.run(evw::NOWAIT));  // nothing active in the outer loop
+  CHECK(embeds == 1);
+  CHECK(reads == 1);
+  io.stop();
+}
+
+TEST_CASE("a loop-owned Embed active when its outer loop is destroyed is destroyed with it") {
+  evw::Loop inner(evw::BACKEND_EPOLL);
+  auto outer = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  outer->add<evw::Embed>(inner, [token](evw::Embed&, int) {}).start();
+  CHECK(inner.watcher_count() == 1);  // the Embed's guard
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  outer.reset();
+  CHECK(alive.expired());
+  CHECK(inner.watcher_count() == 0);  // the guard went with it
+  int fired = 0;
+  evw::Timer t(inner, 0.0, 0.0, [&](evw::Timer&, int) { ++fired; });
+  t.start();
+  CHECK_FALSE(inner.run());
+  CHECK(fired == 1);
+}

@@ -145,3 +145,47 @@ TEST_CASE("a Fork watcher whose loop is destroyed while active becomes detached"
   CHECK_FALSE(f.is_active());
   CHECK_THROWS_AS(f.start(), std::logic_error);
 }
+
+TEST_CASE("a loop-owned Fork active when its loop is destroyed is destroyed with it") {
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  auto& owned = loop->add<evw::Fork>([token](evw::Fork&, int) {});
+  owned.start();
+  owned.feed(evw::FORK);  // active and pending
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+}
+
+TEST_CASE("Fork: a stopped watcher does not run in the child; one re-prioritised while active does") {
+  evw::Loop loop;
+  std::vector<int> order;
+  evw::Fork stopped(loop, [&](evw::Fork&, int) { order.push_back(0); });
+  evw::Fork moved(loop, [&](evw::Fork& w, int) {
+    order.push_back(w.priority());
+    w.stop();
+  });
+  evw::Fork other(loop, [&](evw::Fork& w, int) {
+    order.push_back(10);
+    w.stop();
+  });
+  other.set_priority(1);
+  stopped.start();
+  moved.start();
+  other.start();
+  stopped.stop();
+  moved.set_priority(2);  // while active: it must still run, now before `other`
+  CHECK(moved.is_active());
+  CHECK_FALSE(moved.is_pending());
+  int code = in_child([&] {
+    loop.fork();
+    loop.run(evw::NOWAIT);
+    return order == std::vector<int>{2, 10} ? 45 : 1;
+  });
+  CHECK(code == 45);
+  CHECK(order.empty());  // nothing in the parent
+  moved.stop();
+  other.stop();
+}

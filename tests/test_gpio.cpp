@@ -583,3 +583,20 @@ TEST_CASE("Gpio: an event deferred by another callback's exception is delivered 
   CHECK(seen.calls == 1);
   CHECK(seen.values == std::vector<int>{1});
 }
+
+TEST_CASE("Gpio: a loop-owned Gpio active when its loop is destroyed is destroyed with it and unexports") {
+  REQUIRE_GPIO_SIM();
+  const int fds_before = evw_test::open_fd_count();
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  loop->add<evw::Gpio>(19, config_for(sim, evw::Edge::Both), [token](evw::Gpio&, int) {}).start();
+  CHECK(exists(gpio_dir(sim, 19)));
+  sim.set_input(19, 1);  // an edge waiting
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+  CHECK_FALSE(exists(gpio_dir(sim, 19)));  // it had exported the line: unexported
+  CHECK(evw_test::open_fd_count() == fds_before);
+}

@@ -350,3 +350,101 @@ TEST_CASE("GpioLine: requesting a line of a real /dev/gpiochip") {
   CHECK_THROWS_AS(evw::GpioLine(loop, chip, free_line, cb), std::system_error);
   line.stop();
 }
+
+// GpioLine has no set(): it is reconfigured by constructing it again, so the
+// reconfiguration of an active or pending watcher is set_priority().
+TEST_CASE("GpioLine: set_priority() while active keeps it delivering, at the new priority") {
+  evw::Loop loop;
+  Pipe pipe;
+  auto [a, b] = evw_test::socket_pair();
+  std::vector<char> order;
+  evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()},
+                     [&](evw::GpioLine&, int) { order.push_back('g'); });
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    char c;
+    while (::read(w.fd(), &c, 1) == 1) {}
+    order.push_back('i');
+  });
+  line.set_priority(-1);
+  line.start();
+  io.start();
+  line.set_priority(2);
+  CHECK(line.is_active());
+  CHECK(line.priority() == 2);
+  put(pipe.write_end.get(), {record(evw::Edge::Rising, 1)});
+  REQUIRE(::write(b.get(), "x", 1) == 1);
+  REQUIRE(run_until(loop, [&] { return order.size() == 2; }));
+  CHECK(order == std::vector<char>{'g', 'i'});
+  CHECK(line.last_events()[0].line_seqno == 1);
+  line.stop();
+  io.stop();
+}
+
+TEST_CASE("GpioLine: set_priority() while pending keeps the event, delivered once with its records") {
+  evw::Loop loop;
+  Pipe pipe;
+  auto [a, b] = evw_test::socket_pair();
+  Batches seen;
+  evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, seen.callback());
+  bool was_pending = false;
+  // The Io runs first (priority 1 > 0) and re-prioritises the line while its event waits.
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    char c;
+    while (::read(w.fd(), &c, 1) == 1) {}
+    was_pending = line.is_pending();
+    line.set_priority(-1);
+    w.stop();
+  });
+  io.set_priority(1);
+  line.start();
+  io.start();
+  put(pipe.write_end.get(), {record(evw::Edge::Rising, 1), record(evw::Edge::Falling, 2)});
+  REQUIRE(::write(b.get(), "x", 1) == 1);
+  loop.run(evw::ONCE);  // both are ready (pipe and socketpair writes are synchronous)
+  CHECK(was_pending);
+  REQUIRE(seen.got.size() == 1);  // in the same iteration, after the change
+  CHECK(line.priority() == -1);
+  settle(loop);
+  REQUIRE(seen.got.size() == 1);
+  REQUIRE(seen.got[0].size() == 2);
+  CHECK(seen.got[0][1].line_seqno == 2);
+  CHECK(seen.revents == evw::READ);
+  CHECK(line.is_active());
+  line.stop();
+}
+
+TEST_CASE("GpioLine: stopping itself inside its callback; later records wait for the next start()") {
+  evw::Loop loop;
+  Pipe pipe;
+  int calls = 0;
+  evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, [&](evw::GpioLine& l, int) {
+    ++calls;
+    l.stop();
+  });
+  line.start();
+  put(pipe.write_end.get(), {record(evw::Edge::Rising, 1)});
+  REQUIRE(run_until(loop, [&] { return calls == 1; }));
+  CHECK_FALSE(line.is_active());
+  put(pipe.write_end.get(), {record(evw::Edge::Falling, 2)});
+  CHECK_FALSE(loop.run(evw::NOWAIT));
+  settle(loop);
+  CHECK(calls == 1);
+  line.start();
+  REQUIRE(run_until(loop, [&] { return calls == 2; }));
+  CHECK(line.last_events()[0].line_seqno == 2);
+}
+
+TEST_CASE("GpioLine: a loop-owned line active when its loop is destroyed is destroyed with it") {
+  Pipe pipe;
+  const int fd = pipe.read_end.release();
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  loop->add<evw::GpioLine>(evw::GpioLine::RequestFd{fd}, [token](evw::GpioLine&, int) {}).start();
+  put(pipe.write_end.get(), {record(evw::Edge::Rising, 1)});
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+  CHECK_FALSE(is_open(fd));  // its request fd was closed
+}

@@ -134,3 +134,16 @@ TEST_CASE("an Idle whose loop is destroyed while active becomes detached") {
   CHECK_THROWS_AS(idle.start(), std::logic_error);
   idle.stop();
 }
+
+TEST_CASE("a loop-owned Idle active when its loop is destroyed is destroyed with it") {
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  auto& owned = loop->add<evw::Idle>([token](evw::Idle&, int) {});
+  owned.start();
+  owned.feed(evw::IDLE);  // active and pending
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+}

@@ -258,3 +258,17 @@ TEST_CASE("an Io whose loop is destroyed while it is active becomes detached") {
   CHECK_FALSE(io.is_active());
   CHECK_THROWS_AS(io.start(), std::logic_error);
 }
+
+TEST_CASE("a loop-owned Io active when its loop is destroyed is destroyed with it") {
+  auto [a, b] = evw_test::socket_pair();
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  auto& owned = loop->add<evw::Io>(a.get(), evw::READ, [token](evw::Io&, int) {});
+  owned.start();
+  owned.feed(evw::READ);  // active and pending
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+}

@@ -768,6 +768,20 @@ void Model::op_set(int k) {
     case Kind::Signal: {
       const int signum = kSignals[below(2)];
       trace("set", k, signum);
+      // As the last active watcher of its signal, set() to another signal
+      // drops libev's "received" flag of the old one, as stop() does: it
+      // feeds the flag to itself and clears it (one cleared queue slot, the
+      // real pending event having been taken first).
+      if (signum != s.signum && s.attached && s.active) {
+        bool sole = true;
+        for (const Slot& o : slots_)
+          if (&o != &s && o.used && o.attached && o.active && o.kind == Kind::Signal && o.signum == s.signum)
+            sole = false;
+        if (sole) {
+          sig_flag_[s.signum] = false;
+          ++dummies_;
+        }
+      }
       static_cast<evw::Signal*>(s.w)->set(signum);
       s.signum = signum;
       break;

@@ -363,3 +363,16 @@ TEST_CASE("a Periodic whose loop is destroyed while active becomes detached") {
   p.set(0.0, 2.0);  // configuration still works
   CHECK(p.interval() == 2.0);
 }
+
+TEST_CASE("a loop-owned Periodic active when its loop is destroyed is destroyed with it") {
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  loop->add<evw::Periodic>(0.0, 100.0, [token](evw::Periodic&, int) {}).start();
+  loop->add<evw::Periodic>([token](evw::Periodic&, double now) { return now + 100.0; },
+                           [](evw::Periodic&, int) {}).start();
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the callback and the reschedule callable
+  loop.reset();
+  CHECK(alive.expired());
+}

@@ -120,3 +120,16 @@ TEST_CASE("a Prepare whose loop is destroyed while active becomes detached") {
   CHECK_THROWS_AS(prepare.start(), std::logic_error);
   CHECK_THROWS_AS(prepare.feed(evw::PREPARE), std::logic_error);
 }
+
+TEST_CASE("a loop-owned Prepare active when its loop is destroyed is destroyed with it") {
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  auto& owned = loop->add<evw::Prepare>([token](evw::Prepare&, int) {});
+  owned.start();
+  owned.feed(evw::PREPARE);  // active and pending
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+}

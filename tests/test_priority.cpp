@@ -674,3 +674,36 @@ TEST_CASE("lazy batch: an exception keeps the rest for the next run()") {
   CHECK(t.calls[1] == 1);
   CHECK(t.calls[2] == 1);
 }
+
+TEST_CASE("a loop-owned Priority active when its loop is destroyed is destroyed with it") {
+  auto [client, server] = evw_test::tcp_pair();
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  loop->add<evw::Priority>(server.get(), [token](evw::Priority&, int) {}).start();
+  urgent(client.get());
+  settle();
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+  CHECK(take_urgent(server.get()) == '!');  // never delivered
+}
+
+TEST_CASE("Priority user data is kept and reachable from its callback") {
+  evw::Loop loop;
+  auto [client, server] = evw_test::tcp_pair();
+  std::string got;
+  evw::Priority p(loop, server.get(), [&](evw::Priority& w, int) {
+    got = std::any_cast<std::string>(w.data());
+    take_urgent(w.fd());
+    w.stop();
+  });
+  CHECK_FALSE(p.data().has_value());
+  p.data() = std::string("urgent");
+  p.set_priority(1);  // reconfiguration keeps it
+  p.start();
+  urgent(client.get());
+  CHECK(run_until(loop, [&] { return !got.empty(); }));
+  CHECK(got == "urgent");
+}

@@ -208,3 +208,88 @@ TEST_CASE("a signal received before its last watcher stopped does not reach a la
     CHECK(later == 0);
   }
 }
+
+// set() to another signal moves the last watcher of the old one away: a
+// signal received before set() but not yet dispatched must not reach a later
+// watcher of the old signal without a new signal (as with stop()).
+TEST_CASE("Signal set() to another signal does not leave a received signal to a later watcher") {
+  evw::Loop loop;
+  int first = 0, later = 0;
+  evw::Signal a(loop, SIGUSR1, [&](evw::Signal&, int) { ++first; });
+  a.start();
+  REQUIRE(::raise(SIGUSR1) == 0);  // recorded by libev's handler, not yet dispatched
+  a.set(SIGUSR2);
+  CHECK(a.is_active());
+  evw::Signal b(loop, SIGUSR1, [&](evw::Signal&, int) { ++later; });
+  b.start();
+  for (int i = 0; i < 3; ++i) loop.run(evw::NOWAIT);
+  CHECK(later == 0);
+  CHECK(first == 0);  // received before set(): dropped, as by stop()
+  REQUIRE(::raise(SIGUSR1) == 0);  // a real one still arrives
+  CHECK(run_until(loop, [&] { return later == 1; }));
+  REQUIRE(::raise(SIGUSR2) == 0);  // and a watches its new signal
+  const int before = first;
+  CHECK(run_until(loop, [&] { return first == before + 1; }));
+}
+
+TEST_CASE("Signal priorities order a raised signal against a due Timer, both ways") {
+  for (int sig_pri : {1, -1}) {
+    CAPTURE(sig_pri);
+    evw::Loop loop;
+    std::vector<int> order;
+    evw::Signal s(loop, SIGUSR1, [&](evw::Signal&, int) { order.push_back(0); });
+    evw::Timer t(loop, 0.0, 0.0, [&](evw::Timer&, int) { order.push_back(1); });
+    s.set_priority(sig_pri);
+    s.start();
+    t.start();
+    REQUIRE(::raise(SIGUSR1) == 0);
+    loop.run(evw::ONCE);  // both are ready in this one iteration
+    CHECK(order == (sig_pri > 0 ? std::vector<int>{0, 1} : std::vector<int>{1, 0}));
+  }
+}
+
+TEST_CASE("a loop-owned Signal active when its loop is destroyed is destroyed with it") {
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  loop->add<evw::Signal>(SIGUSR1, [token](evw::Signal&, int) {}).start();
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+  evw::Loop other;  // and the signal was released
+  evw::Signal again(other, SIGUSR1, [](evw::Signal&, int) {});
+  again.start();
+}
+
+TEST_CASE("Signal set() on a watcher whose raised signal is pending delivers it once, after the change") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  std::vector<int> seen;
+  evw::Signal s(loop, SIGUSR1, [&](evw::Signal& w, int revents) {
+    CHECK(revents == evw::SIGNAL);
+    seen.push_back(w.signum());
+  });
+  bool was_pending = false;
+  // The Io runs first (priority 1 > 0), after libev turned the signal into s's pending event.
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    char c;
+    while (::read(w.fd(), &c, 1) == 1) {}
+    was_pending = s.is_pending();
+    s.set(SIGUSR2);
+    w.stop();
+  });
+  io.set_priority(1);
+  s.start();
+  io.start();
+  REQUIRE(::raise(SIGUSR1) == 0);
+  REQUIRE(::write(b.get(), "x", 1) == 1);
+  loop.run(evw::ONCE);
+  CHECK(was_pending);
+  CHECK(seen == std::vector<int>{SIGUSR2});  // in the same iteration, after the change
+  for (int i = 0; i < 3; ++i) loop.run(evw::NOWAIT);
+  CHECK(seen.size() == 1);
+  REQUIRE(::raise(SIGUSR2) == 0);
+  CHECK(run_until(loop, [&] { return seen.size() == 2; }));
+  s.stop();
+}

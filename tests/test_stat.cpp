@@ -199,3 +199,55 @@ TEST_CASE("a Stat whose loop is destroyed while active becomes detached") {
   st.set(dir.file("/other"), 1.0);  // configuration still works
   CHECK(st.path() == dir.file("/other"));
 }
+
+TEST_CASE("Stat stopped inside its own callback reports no later change") {
+  TempDir dir;
+  append(dir.file(), "1");
+  evw::Loop loop;
+  int calls = 0;
+  evw::Stat st(loop, dir.file(), 0.05, [&](evw::Stat& w, int) {
+    ++calls;
+    w.stop();
+  });
+  st.start();
+  append(dir.file(), "22");
+  CHECK(run_until(loop, [&] { return calls == 1; }));
+  CHECK_FALSE(st.is_active());
+  append(dir.file(), "333");
+  loop.run(evw::NOWAIT);
+  CHECK_FALSE(run_until(loop, [&] { return calls > 1; }, 0.3));
+  CHECK(calls == 1);
+  CHECK_FALSE(loop.run(evw::NOWAIT));  // nothing left active
+}
+
+TEST_CASE("Stat set() while active watches the new path, not the old one") {
+  TempDir dir;
+  append(dir.file(), "1");
+  append(dir.file("/other"), "1");
+  evw::Loop loop;
+  int calls = 0;
+  evw::Stat st(loop, dir.file(), 0.05, [&](evw::Stat&, int) { ++calls; });
+  st.start();
+  st.set(dir.file("/other"), 0.05);
+  CHECK(st.is_active());
+  CHECK(st.path() == dir.file("/other"));
+  CHECK(st.attr().st_size == 1);
+  append(dir.file(), "old");  // the old path: nothing
+  CHECK_FALSE(run_until(loop, [&] { return calls > 0; }, 0.3));
+  append(dir.file("/other"), "new");
+  CHECK(run_until(loop, [&] { return calls == 1; }));
+  CHECK(st.attr().st_size == 4);
+  st.stop();
+}
+
+TEST_CASE("a loop-owned Stat active when its loop is destroyed is destroyed with it") {
+  TempDir dir;
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  loop->add<evw::Stat>(dir.file(), 0.5, [token](evw::Stat&, int) {}).start();
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+}

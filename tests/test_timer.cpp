@@ -150,3 +150,14 @@ TEST_CASE("a Timer whose loop is destroyed while active becomes detached") {
   CHECK_THROWS_AS(t.again(), std::logic_error);
   CHECK_THROWS_AS(t.start(), std::logic_error);
 }
+
+TEST_CASE("a loop-owned Timer active when its loop is destroyed is destroyed with it") {
+  auto loop = std::make_unique<evw::Loop>();
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> alive = token;
+  loop->add<evw::Timer>(10.0, 1.0, [token](evw::Timer&, int) {}).start();
+  token.reset();
+  REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
+  loop.reset();
+  CHECK(alive.expired());
+}

@@ -41,7 +41,17 @@ Signal::~Signal() { stop(); }
 
 void Signal::set(int signum) {
   check(signum);
+  // Moving the last watcher of a signal to another one leaves libev's
+  // "received" flag of the old signal behind, as stop() would (see
+  // discard_impl): drop it here too, keeping only a real pending event.
+  int kept = 0;
+  if (is_active() && signum != this->signum()) {
+    kept = take_pending();
+    discard_impl();
+    take_pending();
+  }
   Frozen frozen = freeze();
+  frozen.revents |= kept;
   ev_signal_set(detail::ev_of<ev_signal>(*this), signum);
   thaw(frozen);
 }

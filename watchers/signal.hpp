@@ -23,7 +23,9 @@ class Signal final : public detail::Watcher<Signal> {
   ///         neither SIGKILL nor SIGSTOP; if cb is empty.
   Signal(Loop& loop, int signum, Callback cb);
   ~Signal();
-  /// @brief Watch another signal; allowed while active or pending.
+  /// @brief Watch another signal; allowed while active or pending (a pending
+  /// event is kept). As with stop(), a signal of the old number received but
+  /// not yet dispatched is dropped if this was its last watcher.
   /// @throws as the constructor, and as start().
   void set(int signum);
   int signum() const noexcept;
