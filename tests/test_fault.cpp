@@ -680,6 +680,88 @@ TEST_CASE("fault: write and read in Gpio::set keep the watcher working") {
   }
 }
 
+// set() on the same line first polls the value file: an edge latched there
+// and not yet seen by the loop must not be cleared by set()'s re-read. If the
+// poll fails nothing is known, so set() throws before touching anything.
+TEST_CASE("fault: poll in Gpio::set keeps the watcher working and a latched edge") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  Edges e;
+  evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+  g.start();
+  const int fds = evw_test::open_fd_count();
+  for (int err : kFailures) {
+    CAPTURE(err);
+    const int level = 1 - sim.input(kLine);
+    const int before = e.calls;
+    sim.set_input(kLine, level);  // an edge the loop has not seen yet
+    for (int i = 0; i < 1000 && !urgent_pending(g.fd()); ++i) ::usleep(1000);
+    REQUIRE(urgent_pending(g.fd()));
+    {
+      Fault f(Call::poll, err, evw_test::file_ends_with("/value"));
+      check_throws([&] { g.set(kLine, both_edges(sim)); }, err, "poll " + sim.root());
+      CHECK(f.failed() == 1);
+    }
+    CHECK(g.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK(evw_test::run_until(loop, [&] { return e.calls == before + 1; }));  // the latched edge
+    CHECK((e.revents & evw::PRI) != 0);
+    CHECK(e.value == level);
+    settle(loop);
+    CHECK(e.calls == before + 1);  // once
+    check_gpio_works(loop, g, sim, e);
+  }
+  {
+    Fault f(Call::poll, EINTR, evw_test::file_ends_with("/value"));
+    g.set(kLine, both_edges(sim));  // retried
+    CHECK(f.failed() == 1);
+  }
+  CHECK(g.is_active());
+  check_gpio_works(loop, g, sim, e);
+}
+
+// A line already exported (EBUSY from export) is used as it is if gpioN
+// exists, which Gpio checks with stat(). A failing stat is reported as such;
+// ENOENT means no gpioN (the line is held elsewhere): the export's EBUSY.
+TEST_CASE("fault: stat of gpioN when the line is already exported") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  Edges held;
+  evw::Gpio holder(loop, kLine, both_edges(sim), held.callback());  // exports the line
+  REQUIRE(holder.exported());
+  const std::string dir = "/gpio" + std::to_string(kLine);
+  auto make = [&] { evw::Gpio g(loop, kLine, both_edges(sim), [](evw::Gpio&, int) {}); };
+  for (int err : kFailures) {
+    CAPTURE(err);
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::stat, err, evw_test::file_ends_with(dir));
+      check_throws(make, err, "stat " + sim.root() + dir);
+      CHECK(f.failed() == 1);
+    }
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK(exported(sim));  // the holder's export is untouched
+    holder.start();
+    check_gpio_works(loop, holder, sim, held);
+    holder.stop();
+  }
+  {
+    Fault f(Call::stat, ENOENT, evw_test::file_ends_with(dir));
+    check_throws(make, EBUSY, "write " + sim.root() + "/export");
+    CHECK(f.failed() == 1);
+  }
+  {
+    Fault f(Call::stat, EINTR, evw_test::file_ends_with(dir));
+    Edges e;
+    evw::Gpio g(loop, kLine, both_edges(sim), e.callback());  // retried
+    CHECK(f.failed() == 1);
+    CHECK_FALSE(g.exported());
+    g.start();
+    check_gpio_works(loop, g, sim, e);
+  }
+  CHECK(exported(sim));
+}
+
 TEST_CASE("fault: close of Gpio's files failing with EINTR or EIO is not retried and leaks nothing") {
   REQUIRE_GPIO_SIM();
   evw::Loop loop;
