@@ -702,10 +702,15 @@ TEST_CASE("reliability: 100k SIGUSR1 from another process; the loop survives and
 
 TEST_CASE("reliability: after fork and loop.fork the child keeps using Io Timer and Priority") {
   evw::Loop loop;
-  auto [a_here, a_there] = evw_test::socket_pair();  // the child's Io
-  auto [b_here, b_there] = evw_test::socket_pair();  // the parent's Io
-  auto [t1_client, t1_server] = evw_test::tcp_pair();  // the child's Priority
-  auto [t2_client, t2_server] = evw_test::tcp_pair();  // the parent's Priority
+  // Plain references, not structured bindings: lambdas capture them (clang < 16 refuses bindings).
+  auto a_pair = evw_test::socket_pair();  // the child's Io
+  auto b_pair = evw_test::socket_pair();  // the parent's Io
+  auto t1_pair = evw_test::tcp_pair();    // the child's Priority
+  auto t2_pair = evw_test::tcp_pair();    // the parent's Priority
+  auto &a_here = a_pair.first, &a_there = a_pair.second;
+  auto &b_here = b_pair.first, &b_there = b_pair.second;
+  auto &t1_client = t1_pair.first, &t1_server = t1_pair.second;
+  auto &t2_client = t2_pair.first, &t2_server = t2_pair.second;
   int io_a = 0, io_b = 0, pri_1 = 0, pri_2 = 0, ticks = 0;
   evw::Io ia(loop, a_here.get(), evw::READ, [&](evw::Io& w, int) {
     ++io_a;
