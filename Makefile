@@ -19,8 +19,11 @@ DESTDIR      ?=
 
 # ---- build -------------------------------------------------------------------
 # SAN=address,undefined (or thread) builds everything sanitized in its own dir.
+# So does a compiler other than g++ (CXX=clang++: build-clang/): objects of two
+# compilers never mix, and `make test CXX=clang++` really compiles everything with it.
 SAN      ?=
-BUILD    ?= $(if $(SAN),build-$(subst $(comma),-,$(SAN)),build)
+CXX_TAG   = $(if $(filter g++ c++,$(notdir $(firstword $(CXX)))),,-$(subst ++,,$(notdir $(firstword $(CXX)))))
+BUILD    ?= $(if $(SAN),build-$(subst $(comma),-,$(SAN)),build)$(CXX_TAG)
 comma    := ,
 CXX      ?= g++
 OPT      ?= -O2

@@ -46,6 +46,10 @@ PriorityTable::PriorityTable(Loop& owner) : owner_(&owner), loop_(owner.raw()), 
   // set() from an earlier callback) would miss the event the poll found.
   ev_io_start(loop_, &io_);
   ev_unref(loop_);
+  ev_timer_init(&retry_, on_retry, kRetry, kRetry);
+  ev_set_priority(&retry_, EV_MAXPRI);
+  retry_.data = this;
+  make_spare();
 }
 
 PriorityTable::~PriorityTable() { orphan(); }
@@ -54,7 +58,8 @@ void PriorityTable::orphan() noexcept {
   if (orphaned_) return;
   orphaned_ = true;
   if (nodes_ == 0) ev_ref(loop_);  // ev_io_stop counts it off again
-  ev_io_stop(loop_, &io_);
+  if (ev_is_active(&retry_)) ev_timer_stop(loop_, &retry_);
+  else ev_io_stop(loop_, &io_);
 }
 
 void PriorityTable::add(ExceptNode& node) {
@@ -262,13 +267,68 @@ bool except_is_pending(Loop& loop, const ExceptNode& node) noexcept {
 // An event of a registration nobody owns any more (a file closed under a
 // watcher while a dup of it lives on: epoll keeps it armed and DEL cannot
 // reach it) is dropped; the only cure is a new kernel queue with the live fds.
+// It is the spare (no descriptor needed), else a new one; if neither can be
+// had, or a live fd cannot be added for want of memory (ENOMEM, ENOSPC: a
+// partial queue would lose its events), the queue is not watched for kRetry
+// seconds instead of spinning on the stale condition, and then tried again.
 void PriorityTable::drop_stale() noexcept {
   if (orphaned_) return;  // its Loop is gone
-  int failed_fd, failed_errno;
+  std::unique_ptr<ExceptBackend> fresh = std::move(spare_);
+  if (!fresh) {
+    try {
+      fresh = std::make_unique<ExceptBackend>();
+    } catch (const std::exception&) {
+      // No descriptor (EMFILE, ENFILE) or no memory: pause below.
+    }
+  }
+  if (fresh) {
+    int failed_fd, failed_errno;
+    if (populate(*fresh, &failed_fd, &failed_errno)) {
+      // Any other failure is of an fd closed under its watchers (EBADF): the
+      // old queue has no live registration of it either.
+      watch_queue(std::move(fresh));
+      make_spare();  // in the number the old queue just freed
+      return;
+    }
+    fresh.reset();
+    make_spare();
+  }
+  pause();
+}
+
+// Watches the queue again after pause(); a stale condition still there
+// brings drop_stale() back at once.
+void PriorityTable::on_retry(struct ev_loop*, ev_timer* timer, int) noexcept {
+  static_cast<PriorityTable*>(timer->data)->watch_queue();
+}
+
+void PriorityTable::pause() noexcept {
+  if (ev_is_active(&retry_)) return;  // a nested run() paused already
+  if (nodes_ == 0) ev_ref(loop_);  // as in watch_queue: io_'s count passes to retry_
+  ev_io_stop(loop_, &io_);
+  ev_timer_set(&retry_, kRetry, kRetry);
+  ev_timer_start(loop_, &retry_);
+  if (nodes_ == 0) ev_unref(loop_);
+}
+
+// io_ watches backend_ again, in place of retry_ (or of itself); with fresh,
+// that becomes backend_ and the old queue is closed (after io_ let go of it).
+void PriorityTable::watch_queue(std::unique_ptr<ExceptBackend> fresh) noexcept {
+  if (nodes_ == 0) ev_ref(loop_);  // the stop counts it off again
+  if (ev_is_active(&retry_)) ev_timer_stop(loop_, &retry_);
+  else ev_io_stop(loop_, &io_);
+  if (fresh) backend_ = std::move(fresh);
+  ev_io_set(&io_, backend_->pollable_fd(), EV_READ);
+  ev_io_start(loop_, &io_);
+  if (nodes_ == 0) ev_unref(loop_);
+}
+
+void PriorityTable::make_spare() noexcept {
+  if (spare_) return;
   try {
-    rebuild(&failed_fd, &failed_errno);
-  } catch (const std::system_error&) {
-    // No descriptor for a new queue: the stale entry stays until one is free.
+    spare_ = std::make_unique<ExceptBackend>();
+  } catch (const std::exception&) {
+    // None now: drop_stale() tries to create its queue then.
   }
 }
 
@@ -283,26 +343,41 @@ void PriorityTable::drain_failed(int err) noexcept {
   }
 }
 
-// A new kernel queue with every live fd registered again. @return false if an
-// fd could not be added (the first such fd and errno are reported).
-// @throws std::system_error if no new queue can be created (nothing changed).
-bool PriorityTable::rebuild(int* failed_fd, int* failed_errno) {
-  auto fresh = std::make_unique<ExceptBackend>();
+// Registers every live fd in fresh; the first that cannot be added is
+// reported (*failed_fd = -1 if none), the others are added all the same.
+// @return false if an fd could not be added for want of memory (ENOMEM,
+// ENOSPC: max_user_watches), which a later try may cure.
+bool PriorityTable::populate(ExceptBackend& fresh, int* failed_fd, int* failed_errno) noexcept {
+  bool short_of_memory = false;
   *failed_fd = -1;
+  *failed_errno = 0;
   for (std::size_t fd = 0; fd < slots_.size(); ++fd) {
     if (slots_[fd].head == nullptr) continue;
+    int err = 0;
     try {
-      fresh->add(static_cast<int>(fd), slots_[fd].tag);
+      fresh.add(static_cast<int>(fd), slots_[fd].tag);
     } catch (const std::system_error& e) {
-      if (*failed_fd < 0) *failed_fd = static_cast<int>(fd), *failed_errno = e.code().value();
+      err = e.code().value();
+    } catch (const std::exception&) {  // std::bad_alloc building the message
+      err = ENOMEM;
     }
+    if (err == 0) continue;
+    if (err == ENOMEM || err == ENOSPC) short_of_memory = true;
+    if (*failed_fd < 0) *failed_fd = static_cast<int>(fd), *failed_errno = err;
   }
-  if (nodes_ == 0) ev_ref(loop_);
-  ev_io_stop(loop_, &io_);
-  backend_ = std::move(fresh);
-  ev_io_set(&io_, backend_->pollable_fd(), EV_READ);
-  ev_io_start(loop_, &io_);
-  if (nodes_ == 0) ev_unref(loop_);
+  return !short_of_memory;
+}
+
+// A new kernel queue with every live fd registered again. @return false if an
+// fd could not be added (the first such fd and errno are reported).
+// @throws std::system_error if no new queue can be created (nothing changed
+// but the spare, which is dropped).
+bool PriorityTable::rebuild(int* failed_fd, int* failed_errno) {
+  spare_.reset();  // in a forked child it is the parent's too: never to be used
+  auto fresh = std::make_unique<ExceptBackend>();
+  populate(*fresh, failed_fd, failed_errno);
+  watch_queue(std::move(fresh));
+  make_spare();
   return *failed_fd < 0;
 }
 

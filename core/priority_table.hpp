@@ -98,6 +98,11 @@ class PriorityTable {
   void drop_stale() noexcept;
   void drain_failed(int err) noexcept;
   bool rebuild(int* failed_fd, int* failed_errno);
+  bool populate(ExceptBackend& fresh, int* failed_fd, int* failed_errno) noexcept;
+  void watch_queue(std::unique_ptr<ExceptBackend> fresh = nullptr) noexcept;
+  void make_spare() noexcept;
+  void pause() noexcept;
+  static void on_retry(struct ev_loop* loop, ev_timer* timer, int revents) noexcept;
   // The watchers a record belongs to, or nullptr for a stale record (see
   // backend_epoll.hpp c) or one of an fd nobody watches any more.
   const Slot& slot_of(const Ready& ready) const noexcept {
@@ -125,6 +130,18 @@ class PriorityTable {
   Batch* batch_ = nullptr;
   unsigned feeds_ = 0;  // see note_feed
   bool orphaned_ = false;
+  // A stale registration (backend_epoll.hpp c) can only be cured by a new
+  // kernel queue, and a level-triggered stale condition makes the queue's fd
+  // readable until then: the loop would spin if the new queue needed a
+  // descriptor the process does not have (EMFILE). So an empty queue is kept
+  // ready: a rebuild takes it, closes the old one and makes the next spare
+  // in the number just freed. Without a spare and without a descriptor, the
+  // queue is not watched for kRetry seconds (retry_ stands in for io_; exactly
+  // one of them is active), then watched again: its conditions are
+  // level-triggered, so they wait, and the rebuild is tried again.
+  std::unique_ptr<ExceptBackend> spare_;
+  ev_timer retry_;
+  static constexpr ev_tstamp kRetry = 0.01;
 };
 
 }  // namespace evw::detail

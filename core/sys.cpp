@@ -1,6 +1,8 @@
 #include "sys.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -12,6 +14,8 @@ int open_fixed(const char* path, int flags, mode_t mode) { return ::open(path, f
 int fcntl_fixed(int fd, int cmd, long arg) { return ::fcntl(fd, cmd, arg); }
 int ioctl_fixed(int fd, unsigned long request, void* arg) { return ::ioctl(fd, request, arg); }
 int eventfd_fixed(unsigned initval, int flags) { return ::eventfd(initval, flags); }
+// ::stat may be a macro-free inline wrapper in older glibc: take no address of it.
+int stat_fixed(const char* path, struct stat* st) { return ::stat(path, st); }
 
 }  // namespace
 
@@ -19,6 +23,7 @@ int eventfd_fixed(unsigned initval, int flags) { return ::eventfd(initval, flags
 constexpr Table libc = {
     ::epoll_create1, ::epoll_ctl, ::epoll_wait, open_fixed, ::read, ::write,
     ::lseek,         fcntl_fixed, ioctl_fixed,  eventfd_fixed, ::close,
+    ::poll,          stat_fixed,
 };
 constinit Table table = libc;
 

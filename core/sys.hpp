@@ -8,7 +8,9 @@
 // it replaces. `table` is hidden: libevw.so exports no seam.
 #pragma once
 
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cerrno>
@@ -30,6 +32,8 @@ struct Table {
   int (*ioctl)(int fd, unsigned long request, void* arg);
   int (*eventfd)(unsigned initval, int flags);
   int (*close)(int fd);
+  int (*poll)(pollfd* fds, nfds_t nfds, int timeout);
+  int (*stat)(const char* path, struct stat* st);
 };
 
 /// The libc calls; what `table` starts as.
@@ -53,6 +57,8 @@ inline int ioctl(int fd, unsigned long request, void* arg) { return table.ioctl(
 inline int eventfd(unsigned initval, int flags) { return table.eventfd(initval, flags); }
 /// Never retried: Linux releases the descriptor even when close fails (EINTR, EIO).
 inline int close(int fd) { return table.close(fd); }
+inline int poll(pollfd* fds, nfds_t nfds, int timeout) { return table.poll(fds, nfds, timeout); }
+inline int stat(const char* path, struct stat* st) { return table.stat(path, st); }
 
 /// call() again while it fails with EINTR (a signal arrived first).
 template <class Call>

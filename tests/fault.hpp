@@ -29,18 +29,19 @@ namespace evw_test {
 
 namespace sys = evw::detail::sys;
 
-enum class Call { epoll_create1, epoll_ctl, epoll_wait, open, read, write, lseek, fcntl, ioctl, eventfd, close };
+enum class Call { epoll_create1, epoll_ctl, epoll_wait, open, read, write, lseek, fcntl, ioctl, eventfd, close, poll, stat };
 
 inline const char* call_name(Call c) {
   static const char* const names[] = {"epoll_create1", "epoll_ctl", "epoll_wait", "open",
                                       "read",          "write",     "lseek",      "fcntl",
-                                      "ioctl",         "eventfd",   "close"};
+                                      "ioctl",         "eventfd",   "close",      "poll",
+                                      "stat"};
   return names[static_cast<int>(c)];
 }
 
 /// What a predicate sees of a call: its descriptor (-1 if none), its
 /// operation (epoll_ctl op, fcntl cmd, ioctl request; 0 if none) and, for
-/// open, the path.
+/// open and stat, the path.
 struct CallInfo {
   int fd = -1;
   unsigned long op = 0;
@@ -93,6 +94,8 @@ class Fault {
       case Call::ioctl: sys::table.ioctl = ioctl; break;
       case Call::eventfd: sys::table.eventfd = eventfd; break;
       case Call::close: sys::table.close = close; break;
+      case Call::poll: sys::table.poll = poll; break;
+      case Call::stat: sys::table.stat = stat; break;
     }
   }
   ~Fault() {
@@ -152,6 +155,12 @@ class Fault {
   }
   static int eventfd(unsigned initval, int flags) {
     return hit({}) ? fail<int>() : real().eventfd(initval, flags);
+  }
+  static int poll(pollfd* fds, nfds_t nfds, int timeout) {
+    return hit({nfds > 0 ? fds[0].fd : -1}) ? fail<int>() : real().poll(fds, nfds, timeout);
+  }
+  static int stat(const char* path, struct stat* st) {
+    return hit({-1, 0, path}) ? fail<int>() : real().stat(path, st);
   }
   static int close(int fd) {
     // Match before closing: the predicate may look at the file.

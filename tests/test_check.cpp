@@ -45,7 +45,10 @@ TEST_CASE("Check runs after higher-priority events and before those of its own p
 }
 
 TEST_CASE("Prepare and Check hand a poll()-style library its events via clear_pending") {
-  auto [a, b] = evw_test::socket_pair();
+  // Plain references, not a structured binding: a lambda captures them (clang < 16 refuses a binding).
+  auto sockets = evw_test::socket_pair();
+  auto& a = sockets.first;
+  auto& b = sockets.second;
   evw::Loop loop;
   std::unique_ptr<evw::Io> io;
   int io_callbacks = 0, library_saw = 0;

@@ -20,6 +20,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -338,6 +339,116 @@ TEST_CASE("fault: close of the EPOLLPRI set failing with EINTR or EIO is not ret
     }
     CHECK(evw_test::open_fd_count() == fds);
   }
+}
+
+namespace {
+
+// Iterations of loop.run() in `seconds` (a timer stops it).
+unsigned iterations_in(evw::Loop& loop, double seconds) {
+  evw::Timer stop_after(loop, seconds, 0.0, [&](evw::Timer&, int) { loop.stop(); });
+  stop_after.start();
+  const unsigned before = loop.iteration();
+  loop.run();
+  return loop.iteration() - before;
+}
+
+// A stale EPOLLPRI registration: a Priority watcher's socket closed under it
+// while a dup lives on (epoll keeps the registration armed and DEL through
+// the closed number cannot reach it). raise() sends urgent data to the file:
+// a level-triggered condition nobody will ever read.
+struct Stale {
+  Urgent u;
+  evw_test::Fd dup;
+  explicit Stale(evw::Loop& loop) {
+    evw::Priority p(loop, u.server(), [](evw::Priority&, int) { FAIL("a stale registration's watcher was called"); });
+    p.start();
+    dup.reset(::dup(u.server()));
+    REQUIRE(dup.get() >= 0);
+    u.tcp.second.reset();  // closed under the active watcher
+  }  // p's stop: DEL fails (EBADF), the registration stays
+  void raise() { send_urgent(u.client(), dup.get()); }
+};
+
+}  // namespace
+
+// The cure for a stale registration is a new kernel queue with the live fds
+// (the old one is closed); its condition keeps the old queue readable until
+// then. Without a descriptor for the new queue the loop used to spin
+// (~100,000 iterations in 0.1 s). Now a spare queue made in advance takes the
+// rebuild; with no spare either, the queue is left unwatched for 10 ms at a
+// time, and live conditions (level-triggered) are delivered late, not lost.
+TEST_CASE("fault: epoll_create1 failing with EMFILE under a stale EPOLLPRI registration does not spin") {
+  evw::Loop loop;
+  Urgent live;
+  evw::Priority keep(loop, live.server(), live.callback());
+  keep.start();
+  check_priority_works(loop, keep, live);  // the loop's EPOLLPRI set is made before counting
+  const int fds = evw_test::open_fd_count();
+  {
+    Stale first(loop);
+    std::optional<Stale> second;
+    {
+      Fault f(Call::epoll_create1, EMFILE, evw_test::any_call(), 1, Fault::kAlways);
+      // 1. The spare takes the rebuild; no spare can be made after it.
+      first.raise();
+      const unsigned spare_used = iterations_in(loop, 0.1);
+      MESSAGE("stale registration, EMFILE, spare queue: " << spare_used << " iterations in 0.1 s");
+      CHECK(spare_used < 100);
+      CHECK(f.failed() >= 1);
+      check_priority_works(loop, keep, live);
+      // 2. No spare, no descriptor: paused and retried, never spinning.
+      second.emplace(loop);
+      second->raise();
+      const int tries = f.failed();
+      const unsigned paused = iterations_in(loop, 0.1);
+      MESSAGE("stale registration, EMFILE, no spare: " << paused << " iterations in 0.1 s");
+      CHECK(paused < 100);
+      CHECK(f.failed() > tries);  // retried
+      check_priority_works(loop, keep, live);  // late, not lost
+      const int calls = live.calls;
+      live.send();  // pending while the queue is paused, delivered after
+      settle(loop, 0.05);
+      CHECK(live.calls == calls + 1);
+    }
+    // 3. Descriptors again: the next retry rebuilds, and the loop is quiet.
+    settle(loop, 0.05);
+    const unsigned quiet = iterations_in(loop, 0.1);
+    MESSAGE("after the rebuild: " << quiet << " iterations in 0.1 s");
+    CHECK(quiet < 10);
+    check_priority_works(loop, keep, live);
+  }
+  keep.stop();
+  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK(evw_test::open_fd_count() == fds);  // the queue and its spare, nothing more
+}
+
+// The rebuild's new queue must hold every live fd: one that cannot be added
+// for want of memory would fall silent. Then the old queue is kept, paused
+// and retried as without a descriptor.
+TEST_CASE("fault: epoll_ctl ADD failing with ENOMEM in the rebuild for a stale registration") {
+  evw::Loop loop;
+  Urgent live;
+  evw::Priority keep(loop, live.server(), live.callback());
+  keep.start();
+  check_priority_works(loop, keep, live);
+  const int fds = evw_test::open_fd_count();
+  {
+    Stale stale(loop);
+    {
+      Fault f(Call::epoll_ctl, ENOMEM, evw_test::op_is(EPOLL_CTL_ADD), 1, Fault::kAlways);
+      stale.raise();
+      const unsigned paused = iterations_in(loop, 0.1);
+      MESSAGE("stale registration, ENOMEM in the rebuild: " << paused << " iterations in 0.1 s");
+      CHECK(paused < 100);
+      CHECK(f.failed() > 1);  // retried
+      check_priority_works(loop, keep, live);  // still in the old queue: late, not lost
+    }
+    settle(loop, 0.05);
+    CHECK(iterations_in(loop, 0.1) < 10);  // rebuilt
+    check_priority_works(loop, keep, live);
+  }
+  keep.stop();
+  CHECK(evw_test::open_fd_count() == fds);
 }
 
 // ---- the wakeup probe (eventfd), Io's fd check ------------------------------------------
@@ -678,6 +789,88 @@ TEST_CASE("fault: write and read in Gpio::set keep the watcher working") {
     CHECK(g.is_active());
     check_gpio_works(loop, g, sim, e);
   }
+}
+
+// set() on the same line first polls the value file: an edge latched there
+// and not yet seen by the loop must not be cleared by set()'s re-read. If the
+// poll fails nothing is known, so set() throws before touching anything.
+TEST_CASE("fault: poll in Gpio::set keeps the watcher working and a latched edge") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  Edges e;
+  evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+  g.start();
+  const int fds = evw_test::open_fd_count();
+  for (int err : kFailures) {
+    CAPTURE(err);
+    const int level = 1 - sim.input(kLine);
+    const int before = e.calls;
+    sim.set_input(kLine, level);  // an edge the loop has not seen yet
+    for (int i = 0; i < 1000 && !urgent_pending(g.fd()); ++i) ::usleep(1000);
+    REQUIRE(urgent_pending(g.fd()));
+    {
+      Fault f(Call::poll, err, evw_test::file_ends_with("/value"));
+      check_throws([&] { g.set(kLine, both_edges(sim)); }, err, "poll " + sim.root());
+      CHECK(f.failed() == 1);
+    }
+    CHECK(g.is_active());
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK(evw_test::run_until(loop, [&] { return e.calls == before + 1; }));  // the latched edge
+    CHECK((e.revents & evw::PRI) != 0);
+    CHECK(e.value == level);
+    settle(loop);
+    CHECK(e.calls == before + 1);  // once
+    check_gpio_works(loop, g, sim, e);
+  }
+  {
+    Fault f(Call::poll, EINTR, evw_test::file_ends_with("/value"));
+    g.set(kLine, both_edges(sim));  // retried
+    CHECK(f.failed() == 1);
+  }
+  CHECK(g.is_active());
+  check_gpio_works(loop, g, sim, e);
+}
+
+// A line already exported (EBUSY from export) is used as it is if gpioN
+// exists, which Gpio checks with stat(). A failing stat is reported as such;
+// ENOENT means no gpioN (the line is held elsewhere): the export's EBUSY.
+TEST_CASE("fault: stat of gpioN when the line is already exported") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  Edges held;
+  evw::Gpio holder(loop, kLine, both_edges(sim), held.callback());  // exports the line
+  REQUIRE(holder.exported());
+  const std::string dir = "/gpio" + std::to_string(kLine);
+  auto make = [&] { evw::Gpio g(loop, kLine, both_edges(sim), [](evw::Gpio&, int) {}); };
+  for (int err : kFailures) {
+    CAPTURE(err);
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(Call::stat, err, evw_test::file_ends_with(dir));
+      check_throws(make, err, "stat " + sim.root() + dir);
+      CHECK(f.failed() == 1);
+    }
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK(exported(sim));  // the holder's export is untouched
+    holder.start();
+    check_gpio_works(loop, holder, sim, held);
+    holder.stop();
+  }
+  {
+    Fault f(Call::stat, ENOENT, evw_test::file_ends_with(dir));
+    check_throws(make, EBUSY, "write " + sim.root() + "/export");
+    CHECK(f.failed() == 1);
+  }
+  {
+    Fault f(Call::stat, EINTR, evw_test::file_ends_with(dir));
+    Edges e;
+    evw::Gpio g(loop, kLine, both_edges(sim), e.callback());  // retried
+    CHECK(f.failed() == 1);
+    CHECK_FALSE(g.exported());
+    g.start();
+    check_gpio_works(loop, g, sim, e);
+  }
+  CHECK(exported(sim));
 }
 
 TEST_CASE("fault: close of Gpio's files failing with EINTR or EIO is not retried and leaks nothing") {

@@ -43,7 +43,8 @@ TEST_CASE("the default loop is one object and is the default") {
 }
 
 TEST_CASE("Loop with an unusable backend throws std::system_error") {
-  CHECK_THROWS_AS(evw::Loop(evw::BACKEND_KQUEUE), std::system_error);
+  // Braces: with parentheses clang reads a declaration of a Loop named BACKEND_KQUEUE.
+  CHECK_THROWS_AS(evw::Loop{evw::BACKEND_KQUEUE}, std::system_error);
   evw::Loop ok(evw::BACKEND_POLL);
   CHECK(ok.backend() == evw::BACKEND_POLL);
 }

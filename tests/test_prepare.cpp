@@ -17,7 +17,10 @@
 #include "support.hpp"
 
 TEST_CASE("Prepare runs before the wait, Check after it, then the events") {
-  auto [a, b] = evw_test::socket_pair();
+  // Plain references, not a structured binding: a lambda captures them (clang < 16 refuses a binding).
+  auto sockets = evw_test::socket_pair();
+  auto& a = sockets.first;
+  auto& b = sockets.second;
   evw::Loop loop;
   std::vector<std::string> log;
   int last = 0;

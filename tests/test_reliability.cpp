@@ -377,6 +377,69 @@ TEST_CASE("reliability: a dup'ed fd closed under a Priority watcher leaves no st
   CHECK(wrong == 0);  // nothing of the old file for the new watcher
 }
 
+// The same stale registration with RLIMIT_NOFILE used up: its cure, a new
+// EPOLLPRI queue, needs a descriptor the process does not have. The loop used
+// to spin until one was freed; a spare queue made in advance takes the
+// rebuild, and the next spare gets the number the old queue frees, so a
+// second stale registration is cured as well. Live watchers keep working.
+TEST_CASE("reliability: a stale EPOLLPRI registration with RLIMIT_NOFILE exhausted does not spin") {
+  const ChildResult r = in_child([]() -> std::string {
+    evw::Loop loop;
+    std::pair<Fd, Fd> live = evw_test::tcp_pair();
+    int live_calls = 0;
+    evw::Priority keep(loop, live.second.get(), [&](evw::Priority& w, int) {
+      ++live_calls;
+      take_urgent(w.fd());
+    });
+    keep.start();
+    auto iterations_in = [&](double seconds) {
+      evw::Timer stop_after(loop, seconds, 0.0, [&](evw::Timer&, int) { loop.stop(); });
+      stop_after.start();
+      const unsigned before = loop.iteration();
+      loop.run();
+      return loop.iteration() - before;
+    };
+    std::pair<Fd, Fd> first = evw_test::tcp_pair(), second = evw_test::tcp_pair();
+    Fd first_dup(::dup(first.second.get())), second_dup(::dup(second.second.get()));
+    {
+      evw::Priority p(loop, first.second.get(), [](evw::Priority&, int) {});
+      p.start();
+      first.second.reset();  // closed under the watcher; the dup keeps the file
+    }
+    std::string outcome;
+    {
+      Exhaust exhaust;
+      if (!exhaust.exhausted()) return "could not exhaust descriptors";
+      send_urgent(first.first.get(), first_dup.get());
+      const unsigned spin1 = iterations_in(0.1);
+      outcome += "first stale: " + std::to_string(spin1) + " iterations in 0.1 s; ";
+      if (spin1 >= 10) return "the loop spins on a stale registration: " + outcome;
+      // Another one, still exhausted: the closed socket's number is taken again.
+      {
+        evw::Priority p(loop, second.second.get(), [](evw::Priority&, int) {});
+        p.start();
+        second.second.reset();
+        const int filler = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (filler < 0 || ::open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0) return "could not exhaust again";
+        second.second.reset(filler);  // closed when the limit is back
+      }
+      send_urgent(second.first.get(), second_dup.get());
+      const unsigned spin2 = iterations_in(0.1);
+      outcome += "second stale: " + std::to_string(spin2) + " iterations in 0.1 s";
+      if (spin2 >= 10) return "no spare for a second stale registration: " + outcome;
+      send_urgent(live.first.get(), live.second.get());
+      if (!run_until(loop, [&] { return live_calls == 1; })) return "a live watcher lost its event: " + outcome;
+    }
+    send_urgent(live.first.get(), live.second.get());
+    if (!run_until(loop, [&] { return live_calls == 2; })) return "a live watcher lost its event after";
+    keep.stop();
+    std::printf("  %s\n", outcome.c_str());
+    std::fflush(stdout);
+    return "";
+  });
+  check_child(r);
+}
+
 // ---------------------------------------------------------------------------
 // 2. Descriptor exhaustion. Each case in a child: libev aborts when it cannot
 // create its wakeup descriptor, and evw must get there first.
@@ -639,10 +702,15 @@ TEST_CASE("reliability: 100k SIGUSR1 from another process; the loop survives and
 
 TEST_CASE("reliability: after fork and loop.fork the child keeps using Io Timer and Priority") {
   evw::Loop loop;
-  auto [a_here, a_there] = evw_test::socket_pair();  // the child's Io
-  auto [b_here, b_there] = evw_test::socket_pair();  // the parent's Io
-  auto [t1_client, t1_server] = evw_test::tcp_pair();  // the child's Priority
-  auto [t2_client, t2_server] = evw_test::tcp_pair();  // the parent's Priority
+  // Plain references, not structured bindings: lambdas capture them (clang < 16 refuses bindings).
+  auto a_pair = evw_test::socket_pair();  // the child's Io
+  auto b_pair = evw_test::socket_pair();  // the parent's Io
+  auto t1_pair = evw_test::tcp_pair();    // the child's Priority
+  auto t2_pair = evw_test::tcp_pair();    // the parent's Priority
+  auto &a_here = a_pair.first, &a_there = a_pair.second;
+  auto &b_here = b_pair.first, &b_there = b_pair.second;
+  auto &t1_client = t1_pair.first, &t1_server = t1_pair.second;
+  auto &t2_client = t2_pair.first, &t2_server = t2_pair.second;
   int io_a = 0, io_b = 0, pri_1 = 0, pri_2 = 0, ticks = 0;
   evw::Io ia(loop, a_here.get(), evw::READ, [&](evw::Io& w, int) {
     ++io_a;

@@ -1,7 +1,6 @@
 #include "gpio.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -124,9 +123,13 @@ int read_level(int fd, const char** op) noexcept {
 }
 
 // A condition the loop has not seen yet (an edge since the last read).
-bool condition_waiting(int fd) noexcept {
+// @return 1 or 0, or -errno if poll failed (then nothing is known: the
+// caller must not read the value, which would clear a latched edge).
+int condition_waiting(int fd) noexcept {
   pollfd p{fd, POLLPRI, 0};
-  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLPRI) != 0;
+  const int n = detail::sys::retry_eintr([&] { return detail::sys::poll(&p, 1, 0); });
+  if (n < 0) return -errno;
+  return n == 1 && (p.revents & POLLPRI) != 0 ? 1 : 0;
 }
 
 void configure(int line, const GpioConfig& config, Deadline udev_deadline) {
@@ -163,10 +166,16 @@ struct Gpio::Setup {
     } else {
       // EBUSY: already exported (by another process, or another watcher), and
       // then gpioN exists; without it, the line is held through the chardev.
+      if (f.err != EBUSY) fail(line, f.op, export_path, f.err);
       struct stat st {};
       const std::string dir = root + "/gpio" + std::to_string(line);
-      if (f.err != EBUSY || ::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      if (detail::sys::retry_eintr([&] { return detail::sys::stat(dir.c_str(), &st); }) != 0) {
+        // ENOENT/ENOTDIR: no gpioN, the export's EBUSY is the answer; any
+        // other errno (EIO, ENOMEM, EACCES) says the check itself failed.
+        if (errno != ENOENT && errno != ENOTDIR) fail(line, "stat", dir, errno);
         fail(line, f.op, export_path, f.err);
+      }
+      if (!S_ISDIR(st.st_mode)) fail(line, f.op, export_path, f.err);
     }
     const Deadline udev_deadline =
         exported ? std::chrono::steady_clock::now() + kUdevPatience : Deadline{};
@@ -221,7 +230,8 @@ void Gpio::set(int line, GpioConfig config) {
     try {
       // An edge not yet delivered stays latched in the file (and comes after
       // thaw); otherwise re-read, since active_low may have flipped the level.
-      const bool waiting = condition_waiting(value_fd_.get());
+      const int waiting = condition_waiting(value_fd_.get());
+      if (waiting < 0) fail(line, "poll", line_path(config.sysfs_root, line, "value"), -waiting);
       configure(line, config, Deadline{});
       if (!waiting) {
         const char* op;
