@@ -26,6 +26,10 @@ struct Access {
   static void capture(Loop& loop, std::exception_ptr e) noexcept;
   static PriorityTable* priority_table(Loop& loop) noexcept { return loop.priority_.get(); }
   static PriorityTable& make_priority_table(Loop& loop);
+  static FdCheck* fd_check(Loop& loop) noexcept { return loop.fd_check_.get(); }
+  static FdCheck& make_fd_check(Loop& loop, void (*on_prepare)(struct ev_loop*, ev_prepare*, int));
+  static WatcherBase* first(const Loop& loop) noexcept { return loop.head_; }
+  static WatcherBase* next(const WatcherBase& w) noexcept { return w.next_; }
   // Call before evw puts an event into libev's pending queue from outside
   // libev's dispatch (feed, thaw, a re-feed after an exception).
   static void note_feed(Loop& loop) noexcept;

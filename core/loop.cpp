@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "access.hpp"
+#include "fd_check.hpp"
 #include "priority_table.hpp"
 #include "signals.hpp"
 
@@ -84,6 +85,11 @@ bool RunFrame::unwind() {
   return false;
 }
 
+FdCheck& Access::make_fd_check(Loop& loop, void (*on_prepare)(struct ev_loop*, ev_prepare*, int)) {
+  if (!loop.fd_check_) loop.fd_check_ = std::make_unique<FdCheck>(loop, on_prepare);
+  return *loop.fd_check_;
+}
+
 void Access::capture(Loop& loop, std::exception_ptr e) noexcept {
   for (RunFrame* frame = t_gone; frame != nullptr; frame = frame->next_gone)
     if (frame->loop == &loop) {
@@ -136,6 +142,7 @@ Loop::~Loop() {
   }
   if (frame_ == nullptr && ev_depth(raw_) == 0) [[likely]] {
     priority_.reset();
+    fd_check_.reset();
     ev_loop_destroy(raw_);  // runs the Cleanup watchers
     while (head_ != nullptr) release(*head_, false);
     if (is_default_) detail::release_signal(SIGCHLD, *this);
@@ -150,6 +157,7 @@ Loop::~Loop() {
     if (head_ == w) release(*w, true);  // else the callback destroyed it
   }
   if (priority_) priority_->orphan();
+  fd_check_.reset();
   if (is_default_) detail::release_signal(SIGCHLD, *this);
   ev_break(raw_, EVBREAK_ALL);
   if (frame_ == nullptr) {

@@ -25,6 +25,7 @@ namespace evw {
 
 namespace detail {
 class PriorityTable;
+struct FdCheck;
 struct RunFrame;
 }
 
@@ -109,6 +110,7 @@ class Loop {
   std::exception_ptr error_;
   std::vector<std::pair<detail::WatcherBase*, int>> deferred_;
   std::unique_ptr<detail::PriorityTable> priority_;  // created on first Priority watcher
+  std::unique_ptr<detail::FdCheck> fd_check_;  // created on the first Io start()
   detail::RunFrame* frame_ = nullptr;  // the innermost run() in progress
 };
 

@@ -5,6 +5,10 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -271,4 +275,98 @@ TEST_CASE("a loop-owned Io active when its loop is destroyed is destroyed with i
   REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
   loop.reset();
   CHECK(alive.expired());
+}
+
+// ---- an fd closed before libev registered it --------------------------------
+// libev hands start()/stop() changes to epoll at the start of the next
+// iteration and aborts (assert) on EBADF there. Each case runs in a child, so
+// that an abort fails this test and not the whole suite.
+
+namespace {
+
+// Runs body in a child; true if it returned true and the child exited normally.
+bool in_child(const std::function<bool()>& body) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    bool ok = false;
+    try {
+      ok = body();
+    } catch (...) {
+    }
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  if (WIFSIGNALED(status)) MESSAGE("child killed by signal " << WTERMSIG(status));
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("an fd closed after Io::start() but before the loop ran: the watcher stops with ERROR") {
+  CHECK(in_child([] {
+    auto [a, b] = evw_test::socket_pair();
+    evw::Loop loop;
+    int got = 0;
+    evw::Io io(loop, a.get(), evw::READ, [&](evw::Io&, int revents) { got = revents; });
+    io.start();
+    ::close(a.release());
+    loop.run(evw::NOWAIT);
+    return (got & evw::ERROR) && (got & evw::READ) && !io.is_active() && !loop.run(evw::NOWAIT);
+  }));
+}
+
+TEST_CASE("an fd closed under two Io watchers, one of which then stops: the other stops with ERROR") {
+  CHECK(in_child([] {
+    auto [a, b] = evw_test::socket_pair();
+    evw::Loop loop;
+    int reads = 0, writes = 0, errors = 0;
+    evw::Io reader(loop, a.get(), evw::READ, [&](evw::Io&, int r) { ++reads, errors += (r & evw::ERROR) != 0; });
+    evw::Io writer(loop, a.get(), evw::WRITE, [&](evw::Io& w, int r) {
+      ++writes;
+      errors += (r & evw::ERROR) != 0;
+      if (!(r & evw::ERROR)) w.stop();
+    });
+    reader.start();
+    writer.start();
+    loop.run(evw::NOWAIT);  // registered; writer saw WRITE and stopped
+    if (writes != 1 || errors != 0) return false;
+    writer.start();
+    loop.run(evw::NOWAIT);
+    ::close(a.release());  // now closed under both: stopping one modifies the other
+    writer.stop();
+    loop.run(evw::NOWAIT);
+    return errors == 1 && reads == 1 && !reader.is_active() && !loop.run(evw::NOWAIT);
+  }));
+}
+
+TEST_CASE("an fd closed and reused by another file before the loop ran: the Io watches the new file") {
+  CHECK(in_child([] {
+    auto [a, b] = evw_test::socket_pair();
+    evw::Loop loop;
+    int got = 0;
+    const int fd = a.get();
+    evw::Io io(loop, fd, evw::READ, [&](evw::Io&, int revents) { got |= revents; });
+    io.start();
+    ::close(a.release());
+    auto [c, d] = evw_test::socket_pair();  // the lowest free number: fd again
+    if (c.get() != fd) return false;
+    if (::write(d.get(), "x", 1) != 1) return false;
+    loop.run(evw::NOWAIT);
+    return got == evw::READ && io.is_active();
+  }));
+}
+
+TEST_CASE("the closed-fd check never keeps run() going") {
+  auto [a, b] = evw_test::socket_pair();
+  evw::Loop loop;
+  evw::Io io(loop, a.get(), evw::READ, [](evw::Io&, int) {});
+  io.start();
+  io.stop();  // both noted for the check: nothing is active, so run() returns at once
+  CHECK_FALSE(loop.run());
+  io.start();
+  CHECK(loop.run(evw::NOWAIT));
+  io.stop();
+  CHECK_FALSE(loop.run(evw::NOWAIT));
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../core/access.hpp"
+#include "../core/fd_check.hpp"
 #include "../core/sys.hpp"
 
 namespace evw {
@@ -24,6 +25,28 @@ void check(int fd, int events) {
     detail::throw_invalid("Io", "events", std::to_string(events) +
                                               (events & PRI ? " include PRI: use evw::Priority"
                                                             : " must be READ, WRITE or both"));
+}
+
+// Before libev registers the fds noted by start() and stop() (see
+// fd_check.hpp): the Io watchers of one that is closed now stop and get
+// EV_ERROR, as libev does for an fd that fails later, instead of libev
+// asserting on epoll_ctl's EBADF.
+void check_closed(struct ev_loop* raw, ev_prepare* prepare, int) noexcept {
+  auto& check = *static_cast<detail::FdCheck*>(prepare->data);
+  for (const int fd : check.take()) {
+    if (detail::sys::retry_eintr([&] { return detail::sys::fcntl(fd, F_GETFD); }) >= 0 ||
+        errno != EBADF)
+      continue;
+    Loop& loop = *check.owner;
+    for (detail::WatcherBase* w = detail::Access::first(loop); w != nullptr; w = detail::Access::next(*w)) {
+      auto* io = dynamic_cast<Io*>(w);
+      if (io == nullptr || io->fd() != fd || !io->is_active()) continue;
+      auto* ev = detail::ev_of<ev_io>(*io);
+      ev_io_stop(raw, ev);
+      detail::Access::note_feed(loop);
+      ev_feed_event(raw, ev, EV_ERROR | EV_READ | EV_WRITE);
+    }
+  }
 }
 
 }  // namespace
@@ -56,9 +79,15 @@ void Io::start_impl() {
     detail::throw_system(err, "evw::Io::start: fd " + std::to_string(fd()) +
                                   (err == EBADF ? " is not open" : ": fcntl(F_GETFD)"));
   }
+  detail::FdCheck& closed = detail::Access::make_fd_check(loop(), check_closed);
   ev_io_start(raw_loop(), detail::ev_of<ev_io>(*this));
+  closed.note(fd());
 }
 
-void Io::stop_impl() noexcept { ev_io_stop(raw_loop(), detail::ev_of<ev_io>(*this)); }
+void Io::stop_impl() noexcept {
+  ev_io_stop(raw_loop(), detail::ev_of<ev_io>(*this));
+  // Another watcher of this fd is modified in the kernel at the next fd_reify.
+  if (detail::FdCheck* closed = detail::Access::fd_check(*detail::Access::loop(*this))) closed->note(fd());
+}
 
 }  // namespace evw

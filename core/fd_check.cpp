@@ -1,0 +1,41 @@
+#include "fd_check.hpp"
+
+#include "loop.hpp"
+
+namespace evw::detail {
+
+FdCheck::FdCheck(Loop& loop, void (*on_prepare)(struct ev_loop*, ev_prepare*, int))
+    : owner(&loop), loop_(loop.raw()) {
+  ev_prepare_init(&prepare_, on_prepare);
+  ev_set_priority(&prepare_, EV_MINPRI);  // after the user's prepare watchers
+  prepare_.data = this;
+}
+
+FdCheck::~FdCheck() {
+  if (ev_is_active(&prepare_)) {
+    ev_ref(loop_);  // ev_prepare_stop counts it off again
+    ev_prepare_stop(loop_, &prepare_);
+  }
+}
+
+void FdCheck::note(int fd) noexcept {
+  try {
+    fds_.push_back(fd);
+  } catch (...) {
+    return;
+  }
+  if (!ev_is_active(&prepare_)) {
+    ev_prepare_start(loop_, &prepare_);
+    ev_unref(loop_);  // not a reason for run() to go on
+  }
+}
+
+std::vector<int>& FdCheck::take() noexcept {
+  ev_ref(loop_);
+  ev_prepare_stop(loop_, &prepare_);
+  taken_.clear();
+  taken_.swap(fds_);
+  return taken_;
+}
+
+}  // namespace evw::detail
