@@ -19,6 +19,7 @@ FdCheck::~FdCheck() {
 }
 
 void FdCheck::note(int fd) noexcept {
+  if (!fds_.empty() && fds_.back() == fd) return;  // a stop() and start() again, say
   try {
     fds_.push_back(fd);
   } catch (...) {
