@@ -153,6 +153,10 @@ Loop::~Loop() {
   // run now, one at a time (ev_loop_destroy would run every pending watcher).
   while (head_ != nullptr) {
     detail::WatcherBase* w = head_;
+    if (!w->runs_at_loop_destroy() || !w->is_active()) {  // one a cleanup callback made
+      release(*w, true);
+      continue;
+    }
     ev_invoke(raw_, static_cast<ev_watcher*>(w->ev_), EV_CLEANUP);
     if (head_ == w) release(*w, true);  // else the callback destroyed it
   }
