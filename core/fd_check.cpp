@@ -25,6 +25,15 @@ void FdCheck::note(int fd) noexcept {
   } catch (...) {
     return;
   }
+  arm();
+}
+
+void FdCheck::note_all() noexcept {
+  all_ = true;
+  arm();
+}
+
+void FdCheck::arm() noexcept {
   if (!ev_is_active(&prepare_)) {
     ev_prepare_start(loop_, &prepare_);
     ev_unref(loop_);  // not a reason for run() to go on

@@ -15,6 +15,7 @@
 
 #include <ev.h>
 
+#include <utility>
 #include <vector>
 
 namespace evw {
@@ -32,8 +33,13 @@ struct FdCheck {
 
   /// Look at fd before the next fd_reify. Out of memory: not looked at.
   void note(int fd) noexcept;
+  /// Look at every watched fd: after ev_loop_fork, libev registers them all
+  /// again in a new epoll (a child often closes inherited descriptors).
+  void note_all() noexcept;
   /// The noted fds, for on_prepare: they are cleared and the prepare stopped.
   std::vector<int>& take() noexcept;
+  /// Whether note_all() was called since the last check (cleared by this).
+  bool take_all() noexcept { return std::exchange(all_, false); }
 
   Loop* owner;
 
@@ -42,6 +48,8 @@ struct FdCheck {
   ev_prepare prepare_;
   std::vector<int> fds_;
   std::vector<int> taken_;
+  bool all_ = false;
+  void arm() noexcept;
 };
 
 }  // namespace evw::detail

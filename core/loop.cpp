@@ -233,6 +233,7 @@ void Loop::resume() noexcept { ev_resume(raw_); }
 
 void Loop::fork() {
   ev_loop_fork(raw_);
+  if (fd_check_) fd_check_->note_all();
   if (priority_) priority_->after_fork();
 }
 

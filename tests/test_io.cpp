@@ -370,3 +370,25 @@ TEST_CASE("the closed-fd check never keeps run() going") {
   io.stop();
   CHECK_FALSE(loop.run(evw::NOWAIT));
 }
+
+TEST_CASE("after fork() a child that closes a watched fd and calls loop.fork(): the Io stops with ERROR") {
+  auto [a, b] = evw_test::socket_pair();
+  evw::Loop loop;
+  int got = 0;
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io&, int revents) { got = revents; });
+  evw::Io other(loop, b.get(), evw::WRITE, [](evw::Io& w, int) { w.stop(); });
+  io.start();
+  other.start();
+  loop.run(evw::NOWAIT);  // both registered in the parent's epoll
+  // libev registers every fd again in the child's new epoll; one the child
+  // closed must not reach epoll_ctl (EBADF there is a libev assert).
+  CHECK(in_child([&] {
+    ::close(a.release());
+    loop.fork();
+    loop.run(evw::NOWAIT);
+    return (got & evw::ERROR) && !io.is_active();
+  }));
+  // The parent's loop is untouched.
+  REQUIRE(::write(b.get(), "x", 1) == 1);
+  CHECK(evw_test::run_until(loop, [&] { return got == evw::READ; }));
+}

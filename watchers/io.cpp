@@ -31,22 +31,31 @@ void check(int fd, int events) {
 // fd_check.hpp): the Io watchers of one that is closed now stop and get
 // EV_ERROR, as libev does for an fd that fails later, instead of libev
 // asserting on epoll_ctl's EBADF.
+bool closed_fd(int fd) noexcept {
+  return detail::sys::retry_eintr([&] { return detail::sys::fcntl(fd, F_GETFD); }) < 0 &&
+         errno == EBADF;
+}
+
+void kill_closed(Loop& loop, struct ev_loop* raw, int fd) noexcept {
+  for (detail::WatcherBase* w = detail::Access::first(loop); w != nullptr; w = detail::Access::next(*w)) {
+    auto* io = dynamic_cast<Io*>(w);
+    if (io == nullptr || io->fd() != fd || !io->is_active()) continue;
+    auto* ev = detail::ev_of<ev_io>(*io);
+    ev_io_stop(raw, ev);
+    detail::Access::note_feed(loop);
+    ev_feed_event(raw, ev, EV_ERROR | EV_READ | EV_WRITE);
+  }
+}
+
 void check_closed(struct ev_loop* raw, ev_prepare* prepare, int) noexcept {
   auto& check = *static_cast<detail::FdCheck*>(prepare->data);
-  for (const int fd : check.take()) {
-    if (detail::sys::retry_eintr([&] { return detail::sys::fcntl(fd, F_GETFD); }) >= 0 ||
-        errno != EBADF)
-      continue;
-    Loop& loop = *check.owner;
-    for (detail::WatcherBase* w = detail::Access::first(loop); w != nullptr; w = detail::Access::next(*w)) {
-      auto* io = dynamic_cast<Io*>(w);
-      if (io == nullptr || io->fd() != fd || !io->is_active()) continue;
-      auto* ev = detail::ev_of<ev_io>(*io);
-      ev_io_stop(raw, ev);
-      detail::Access::note_feed(loop);
-      ev_feed_event(raw, ev, EV_ERROR | EV_READ | EV_WRITE);
-    }
+  Loop& loop = *check.owner;
+  if (check.take_all()) {  // after Loop::fork(): every active Io
+    for (detail::WatcherBase* w = detail::Access::first(loop); w != nullptr; w = detail::Access::next(*w))
+      if (auto* io = dynamic_cast<Io*>(w); io != nullptr && io->is_active()) check.note(io->fd());
   }
+  for (const int fd : check.take())
+    if (closed_fd(fd)) kill_closed(loop, raw, fd);
 }
 
 }  // namespace
