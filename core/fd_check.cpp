@@ -9,6 +9,10 @@ FdCheck::FdCheck(Loop& loop, void (*on_prepare)(struct ev_loop*, ev_prepare*, in
   ev_prepare_init(&prepare_, on_prepare);
   ev_set_priority(&prepare_, EV_MINPRI);  // after the user's prepare watchers
   prepare_.data = this;
+  ev_fork_init(&fork_, [](struct ev_loop*, ev_fork* w, int) { static_cast<FdCheck*>(w->data)->note_all(); });
+  fork_.data = this;
+  ev_fork_start(loop_, &fork_);
+  ev_unref(loop_);
 }
 
 FdCheck::~FdCheck() {
@@ -16,6 +20,8 @@ FdCheck::~FdCheck() {
     ev_ref(loop_);  // ev_prepare_stop counts it off again
     ev_prepare_stop(loop_, &prepare_);
   }
+  ev_ref(loop_);
+  ev_fork_stop(loop_, &fork_);
 }
 
 void FdCheck::note(int fd) noexcept {

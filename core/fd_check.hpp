@@ -33,8 +33,9 @@ struct FdCheck {
 
   /// Look at fd before the next fd_reify. Out of memory: not looked at.
   void note(int fd) noexcept;
-  /// Look at every watched fd: after ev_loop_fork, libev registers them all
-  /// again in a new epoll (a child often closes inherited descriptors).
+  /// Look at every watched fd: after a fork, libev registers them all again
+  /// in a new epoll (a child often closes inherited descriptors). Called by
+  /// an internal fork watcher, so Loop::fork() and FLAG_FORKCHECK both work.
   void note_all() noexcept;
   /// The noted fds, for on_prepare: they are cleared and the prepare stopped.
   std::vector<int>& take() noexcept;
@@ -46,6 +47,7 @@ struct FdCheck {
  private:
   struct ev_loop* loop_;
   ev_prepare prepare_;
+  ev_fork fork_;  // runs before the prepare in a forked child's first iteration
   std::vector<int> fds_;
   std::vector<int> taken_;
   bool all_ = false;

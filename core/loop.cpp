@@ -232,8 +232,7 @@ void Loop::suspend() noexcept { ev_suspend(raw_); }
 void Loop::resume() noexcept { ev_resume(raw_); }
 
 void Loop::fork() {
-  ev_loop_fork(raw_);
-  if (fd_check_) fd_check_->note_all();
+  ev_loop_fork(raw_);  // the closed-fd check's fork watcher runs in the next iteration
   if (priority_) priority_->after_fork();
 }
 

@@ -392,3 +392,17 @@ TEST_CASE("after fork() a child that closes a watched fd and calls loop.fork(): 
   REQUIRE(::write(b.get(), "x", 1) == 1);
   CHECK(evw_test::run_until(loop, [&] { return got == evw::READ; }));
 }
+
+TEST_CASE("with FLAG_FORKCHECK a child that closes a watched fd and just runs: the Io stops with ERROR") {
+  auto [a, b] = evw_test::socket_pair();
+  evw::Loop loop(evw::FLAG_FORKCHECK);
+  int got = 0;
+  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io&, int revents) { got = revents; });
+  io.start();
+  loop.run(evw::NOWAIT);
+  CHECK(in_child([&] {
+    ::close(a.release());
+    loop.run(evw::NOWAIT);  // libev notices the new pid itself
+    return (got & evw::ERROR) && !io.is_active();
+  }));
+}
