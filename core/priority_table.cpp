@@ -1,5 +1,7 @@
 #include "priority_table.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <string>
 #include <system_error>
@@ -49,6 +51,12 @@ PriorityTable::PriorityTable(Loop& owner) : owner_(&owner), loop_(owner.raw()), 
   ev_timer_init(&retry_, on_retry, kRetry, kRetry);
   ev_set_priority(&retry_, EV_MAXPRI);
   retry_.data = this;
+  pid_ = ::getpid();
+  ev_fork_init(&fork_, on_fork);
+  ev_set_priority(&fork_, EV_MAXPRI);
+  fork_.data = this;
+  ev_fork_start(loop_, &fork_);
+  ev_unref(loop_);
   make_spare();
 }
 
@@ -57,6 +65,8 @@ PriorityTable::~PriorityTable() { orphan(); }
 void PriorityTable::orphan() noexcept {
   if (orphaned_) return;
   orphaned_ = true;
+  ev_ref(loop_);
+  ev_fork_stop(loop_, &fork_);
   if (nodes_ == 0) ev_ref(loop_);  // ev_io_stop counts it off again
   if (ev_is_active(&retry_)) ev_timer_stop(loop_, &retry_);
   else ev_io_stop(loop_, &io_);
@@ -383,10 +393,21 @@ bool PriorityTable::rebuild(int* failed_fd, int* failed_errno) {
 
 void PriorityTable::after_fork() {
   // The inherited queue is shared with the parent: build a private one.
+  pid_ = ::getpid();
   int failed_fd, failed_errno;
   if (!rebuild(&failed_fd, &failed_errno))
     throw_system(failed_errno, "evw::Loop::fork: cannot watch fd " + std::to_string(failed_fd) +
                                    " for EPOLLPRI again in the child");
+}
+
+void PriorityTable::on_fork(struct ev_loop*, ev_fork* w, int) noexcept {
+  auto* self = static_cast<PriorityTable*>(w->data);
+  if (::getpid() == self->pid_) return;  // Loop::fork() rebuilt it already
+  try {
+    self->after_fork();
+  } catch (...) {
+    Access::capture(*self->owner_, std::current_exception());  // run() throws it
+  }
 }
 
 }  // namespace evw::detail

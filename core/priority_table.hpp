@@ -9,6 +9,7 @@
 #pragma once
 
 #include <ev.h>
+#include <sys/types.h>
 
 #include <memory>
 #include <vector>
@@ -31,6 +32,7 @@ class PriorityTable {
   void remove(ExceptNode& node) noexcept;
   /// In a forked child: a new kernel queue, every fd registered again.
   void after_fork();
+  static void on_fork(struct ev_loop* loop, ev_fork* w, int revents) noexcept;
   std::size_t size() const noexcept { return nodes_; }
   /// The Loop is destroyed while libev still runs (a callback destroyed it):
   /// stop the internal watcher now; the table itself lives until on_ready
@@ -130,6 +132,12 @@ class PriorityTable {
   Batch* batch_ = nullptr;
   unsigned feeds_ = 0;  // see note_feed
   bool orphaned_ = false;
+  // A forked child must not share the parent's queue: Loop::fork() rebuilds
+  // it at once, and this fork watcher does (in the child's first iteration)
+  // when libev noticed the fork by itself (FLAG_FORKCHECK). pid_ is the
+  // process the queue belongs to.
+  ev_fork fork_;
+  pid_t pid_;
   // A stale registration (backend_epoll.hpp c) can only be cured by a new
   // kernel queue, and a level-triggered stale condition makes the queue's fd
   // readable until then: the loop would spin if the new queue needed a

@@ -351,6 +351,42 @@ TEST_CASE("after fork() and loop.fork() parent and child each get only their own
   ::close(ready[1]);
 }
 
+TEST_CASE("with FLAG_FORKCHECK the child gets its own EPOLLPRI queue without loop.fork()") {
+  evw::Loop loop(evw::FLAG_FORKCHECK);
+  auto [c1, s1] = evw_test::tcp_pair();  // the parent's
+  auto [c2, s2] = evw_test::tcp_pair();  // the child's
+  int got1 = 0, got2 = 0;
+  evw::Priority p1(loop, s1.get(), [&](evw::Priority& w, int) { ++got1; take_urgent(w.fd()); });
+  evw::Priority p2(loop, s2.get(), [&](evw::Priority& w, int) { ++got2; take_urgent(w.fd()); });
+  p1.start();
+  p2.start();
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    loop.run(evw::NOWAIT);  // libev notices the new pid: the queue is rebuilt here
+    p1.stop();              // so this no longer touches the parent's queue
+    char c = 'r';
+    (void)!::write(ready[1], &c, 1);
+    bool ok = run_until(loop, [&] { return got2 == 1; }, 5.0);
+    for (int i = 0; i < 5; ++i) loop.run(evw::NOWAIT);
+    ::_exit(ok && got1 == 0 && got2 == 1 ? 0 : 1);
+  }
+  char c;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  p2.stop();  // with a shared queue this would unregister the child's fd too
+  urgent(c2.get(), 'c');
+  urgent(c1.get(), 'p');
+  CHECK(run_until(loop, [&] { return got1 == 1; }));
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(got2 == 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+}
+
 TEST_CASE("10,000 Priority watchers on 10,000 connections start, deliver and stop") {
   constexpr int kConnections = 10000;
   constexpr int kUrgent = 500;
