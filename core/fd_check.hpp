@@ -34,6 +34,10 @@ struct FdCheck {
   void note(int fd) noexcept;
   /// The noted fds, for on_prepare: they are cleared and the prepare stopped.
   std::vector<int>& take() noexcept;
+  /// Check the noted fds now (on_prepare), if any: for libev's Embed, which
+  /// applies this loop's fd changes from the embedding loop, before this
+  /// loop's prepare watchers could run.
+  void run_now() noexcept;
 
   Loop* owner;
 

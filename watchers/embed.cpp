@@ -1,6 +1,7 @@
 #include "embed.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <mutex>
 #include <stdexcept>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "../core/access.hpp"
+#include "../core/fd_check.hpp"
 
 namespace evw {
 
@@ -18,6 +20,22 @@ namespace {
 
 void embed_callback(struct ev_loop*, ev_embed* w, int revents) noexcept {
   detail::dispatch(*static_cast<Embed*>(w->data), revents);
+}
+
+// libev's prepare watcher of an ev_embed (embed_prepare_cb) applies the
+// other loop's pending fd changes itself (fd_reify), from the embedding loop
+// and so before the other loop's prepare watchers run: an Io of the other
+// loop whose fd was closed since its start() would make libev assert there.
+// evw's closed-fd check of the other loop (fd_check.hpp) runs first.
+void (*libev_embed_prepare)(struct ev_loop*, ev_prepare*, int) = nullptr;
+
+void embed_prepare(struct ev_loop* raw, ev_prepare* prepare, int revents) noexcept {
+  auto* w = reinterpret_cast<ev_embed*>(reinterpret_cast<char*>(prepare) - offsetof(ev_embed, prepare));
+  auto& self = *static_cast<Embed*>(w->data);
+  // Active (libev runs its prepare), so the other loop exists: it stops us when it dies.
+  if (self.other_exists())
+    if (detail::FdCheck* check = detail::Access::fd_check(self.other())) check->run_now();
+  libev_embed_prepare(raw, prepare, revents);
 }
 
 std::string backend_names(unsigned backends) {
@@ -105,7 +123,12 @@ void Embed::start_impl() {
         "evw::Embed::start: the other loop already embeds this loop (directly or through others); "
         "loops cannot embed each other in a circle");
   edges.reserve(edges.size() + 1);  // nothing may throw once libev has started it
-  ev_embed_start(raw_loop(), detail::ev_of<ev_embed>(*this));
+  auto* w = detail::ev_of<ev_embed>(*this);
+  ev_embed_start(raw_loop(), w);
+  if (w->prepare.cb != embed_prepare) {
+    libev_embed_prepare = w->prepare.cb;  // the same static function for every Embed
+    ev_set_cb(&w->prepare, embed_prepare);
+  }
   edges.emplace_back(&loop(), &inner);
   guard_->start();
 }
