@@ -15,6 +15,8 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <vector>
 
 #include "support.hpp"
@@ -358,5 +360,28 @@ TEST_CASE("an fd closed under an Io of the embedded loop: the outer run() stops 
     outer.run(evw::NOWAIT);  // libev's embed prepare registers the inner loop's fds
     inner.run(evw::NOWAIT);
     return (got & evw::ERROR) != 0 && !io.is_active();
+  }));
+}
+
+// libev 4.33 lists io_uring among its embeddable backends, but an io_uring
+// loop has no backend descriptor (-1): ev_embed_start asserted on it.
+TEST_CASE("Embed refuses an io_uring loop, which libev calls embeddable but cannot embed") {
+  CHECK(in_child([] {
+    std::unique_ptr<evw::Loop> ring;
+    try {
+      ring = std::make_unique<evw::Loop>(evw::BACKEND_IOURING);
+    } catch (const std::system_error&) {
+      return true;  // no io_uring here: nothing to check
+    }
+    if (ring->backend() != evw::BACKEND_IOURING) return true;
+    evw::Loop outer;
+    try {
+      evw::Embed embed(outer, *ring);
+      embed.start();
+      outer.run(evw::NOWAIT);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what()).find("io_uring") != std::string::npos;
+    }
+    return false;
   }));
 }

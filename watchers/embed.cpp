@@ -49,12 +49,16 @@ std::string backend_names(unsigned backends) {
   return out.empty() ? "none" : out;
 }
 
+// libev 4.33 lists io_uring as embeddable, but an io_uring loop has no
+// backend descriptor (-1) and ev_embed_start asserts on it.
+unsigned embeddable() noexcept { return ev_embeddable_backends() & ~unsigned{EVBACKEND_IOURING}; }
+
 void check(const Loop* loop, const Loop& other) {
   if (loop == &other) detail::throw_invalid("Embed", "other", "is the embedding loop itself");
   // libev asserts that the embedded loop's backend is embeddable.
   const unsigned backend = other.backend();
-  const unsigned usable = ev_embeddable_backends() & ev_supported_backends();
-  if ((backend & ev_embeddable_backends()) == 0)
+  const unsigned usable = embeddable() & ev_supported_backends();
+  if ((backend & embeddable()) == 0)
     detail::throw_invalid("Embed", "other",
                           "uses backend " + backend_names(backend) +
                               ", which cannot be embedded (embeddable here: " +
