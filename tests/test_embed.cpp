@@ -385,3 +385,27 @@ TEST_CASE("Embed refuses an io_uring loop, which libev calls embeddable but cann
     return false;
   }));
 }
+
+// The kernel nests epoll sets at most 5 deep (ELOOP beyond), and libev aborts
+// on ELOOP when it registers the embedded loop's descriptor: a chain of six
+// embedded loops aborted. evw counts the chain and keeps one level for the
+// EPOLLPRI set of Priority/Gpio watchers: four loops at most.
+TEST_CASE("Embed refuses chains of embedded loops deeper than the kernel nests epoll sets") {
+  CHECK(in_child([] {
+    std::vector<std::unique_ptr<evw::Loop>> loops;
+    std::vector<std::unique_ptr<evw::Embed>> embeds;
+    for (int i = 0; i < 6; ++i) loops.push_back(std::make_unique<evw::Loop>(evw::BACKEND_EPOLL));
+    for (int i = 0; i + 1 < 6; ++i)
+      embeds.push_back(std::make_unique<evw::Embed>(*loops[i], *loops[i + 1]));
+    // Middle first: the refusal must see the chain from both sides.
+    for (int i : {2, 0, 1}) embeds[static_cast<std::size_t>(i)]->start();  // loops 0..3
+    bool refused = false;
+    try {
+      embeds[3]->start();  // loops 0..4
+    } catch (const std::logic_error&) {
+      refused = true;
+    }
+    for (int i = 5; i >= 0; --i) loops[static_cast<std::size_t>(i)]->run(evw::NOWAIT);
+    return refused && !embeds[3]->is_active() && embeds[2]->is_active();
+  }));
+}

@@ -86,6 +86,21 @@ bool embeds(const Loop* outer, const Loop* target) {  // edges_mutex held
   return false;
 }
 
+// The kernel nests epoll sets at most 5 deep (EPOLL_MAX_NESTS: ELOOP beyond),
+// and libev aborts on ELOOP when it registers an embedded loop's descriptor.
+// A chain of embedded loops nests their epoll sets; one level is kept for the
+// EPOLLPRI set a loop creates for Priority/Gpio watchers.
+constexpr int kMaxChain = 4;
+
+// Loops on the longest chain of active embeddings that ends at (up) or
+// starts from (down) l, l included.
+int chain(const Loop* l, bool up) {  // edges_mutex held; no circles
+  int longest = 0;
+  for (auto [from, to] : edges)
+    if ((up ? to : from) == l) longest = std::max(longest, chain(up ? from : to, up));
+  return longest + 1;
+}
+
 }  // namespace
 
 Embed::Embed(Loop& loop, Loop& other, Callback cb) : Watcher(loop, &ev_, "Embed", std::move(cb)) {
@@ -126,6 +141,10 @@ void Embed::start_impl() {
     throw std::logic_error(
         "evw::Embed::start: the other loop already embeds this loop (directly or through others); "
         "loops cannot embed each other in a circle");
+  if (const int loops = chain(&loop(), true) + chain(&inner, false); loops > kMaxChain)
+    throw std::logic_error("evw::Embed::start: this would make a chain of " + std::to_string(loops) +
+                           " embedded loops; the kernel nests epoll sets only so deep, which "
+                           "allows at most " + std::to_string(kMaxChain));
   edges.reserve(edges.size() + 1);  // nothing may throw once libev has started it
   auto* w = detail::ev_of<ev_embed>(*this);
   ev_embed_start(raw_loop(), w);
