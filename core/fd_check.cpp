@@ -46,6 +46,10 @@ void FdCheck::arm() noexcept {
   }
 }
 
+void FdCheck::run_now() noexcept {
+  if (ev_is_active(&prepare_)) ev_invoke(loop_, &prepare_, EV_PREPARE);
+}
+
 std::vector<int>& FdCheck::take() noexcept {
   ev_ref(loop_);
   ev_prepare_stop(loop_, &prepare_);

@@ -41,6 +41,10 @@ struct FdCheck {
   std::vector<int>& take() noexcept;
   /// Whether note_all() was called since the last check (cleared by this).
   bool take_all() noexcept { return std::exchange(all_, false); }
+  /// Check the noted fds now (on_prepare), if any: for libev's Embed, which
+  /// applies this loop's fd changes from the embedding loop, before this
+  /// loop's prepare watchers could run.
+  void run_now() noexcept;
 
   Loop* owner;
 

@@ -9,9 +9,14 @@
 
 #include <doctest/doctest.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <vector>
 
 #include "support.hpp"
@@ -315,4 +320,92 @@ TEST_CASE("a loop-owned Embed active when its outer loop is destroyed is destroy
   t.start();
   CHECK_FALSE(inner.run());
   CHECK(fired == 1);
+}
+
+// ---- an fd closed under an Io of the embedded loop ---------------------------
+// libev's Embed applies the embedded loop's pending fd changes itself (its
+// prepare watcher calls fd_reify on the other loop, outside that loop's
+// ev_run), which asserted on EBADF: the closed-fd check (see test_io.cpp) must
+// run there too. In a child, so that an abort fails this test only.
+namespace {
+bool in_child(const std::function<bool()>& body) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    bool ok = false;
+    try {
+      ok = body();
+    } catch (...) {
+    }
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  if (WIFSIGNALED(status)) MESSAGE("child killed by signal " << WTERMSIG(status));
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+}  // namespace
+
+TEST_CASE("an fd closed under an Io of the embedded loop: the outer run() stops it with ERROR") {
+  CHECK(in_child([] {
+    evw::Loop outer;
+    evw::Loop inner(evw::BACKEND_EPOLL);
+    evw::Embed embed(outer, inner);
+    embed.start();
+    auto [a, b] = evw_test::socket_pair();
+    int got = 0;
+    evw::Io io(inner, a.get(), evw::READ, [&](evw::Io&, int revents) { got |= revents; });
+    io.start();
+    ::close(a.release());
+    outer.run(evw::NOWAIT);  // libev's embed prepare registers the inner loop's fds
+    inner.run(evw::NOWAIT);
+    return (got & evw::ERROR) != 0 && !io.is_active();
+  }));
+}
+
+// libev 4.33 lists io_uring among its embeddable backends, but an io_uring
+// loop has no backend descriptor (-1): ev_embed_start asserted on it.
+TEST_CASE("Embed refuses an io_uring loop, which libev calls embeddable but cannot embed") {
+  CHECK(in_child([] {
+    std::unique_ptr<evw::Loop> ring;
+    try {
+      ring = std::make_unique<evw::Loop>(evw::BACKEND_IOURING);
+    } catch (const std::system_error&) {
+      return true;  // no io_uring here: nothing to check
+    }
+    if (ring->backend() != evw::BACKEND_IOURING) return true;
+    evw::Loop outer;
+    try {
+      evw::Embed embed(outer, *ring);
+      embed.start();
+      outer.run(evw::NOWAIT);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what()).find("io_uring") != std::string::npos;
+    }
+    return false;
+  }));
+}
+
+// The kernel nests epoll sets at most 5 deep (ELOOP beyond), and libev aborts
+// on ELOOP when it registers the embedded loop's descriptor: a chain of six
+// embedded loops aborted. evw counts the chain and keeps one level for the
+// EPOLLPRI set of Priority/Gpio watchers: four loops at most.
+TEST_CASE("Embed refuses chains of embedded loops deeper than the kernel nests epoll sets") {
+  CHECK(in_child([] {
+    std::vector<std::unique_ptr<evw::Loop>> loops;
+    std::vector<std::unique_ptr<evw::Embed>> embeds;
+    for (int i = 0; i < 6; ++i) loops.push_back(std::make_unique<evw::Loop>(evw::BACKEND_EPOLL));
+    for (int i = 0; i + 1 < 6; ++i)
+      embeds.push_back(std::make_unique<evw::Embed>(*loops[i], *loops[i + 1]));
+    // Middle first: the refusal must see the chain from both sides.
+    for (int i : {2, 0, 1}) embeds[static_cast<std::size_t>(i)]->start();  // loops 0..3
+    bool refused = false;
+    try {
+      embeds[3]->start();  // loops 0..4
+    } catch (const std::logic_error&) {
+      refused = true;
+    }
+    for (int i = 5; i >= 0; --i) loops[static_cast<std::size_t>(i)]->run(evw::NOWAIT);
+    return refused && !embeds[3]->is_active() && embeds[2]->is_active();
+  }));
 }

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "support.hpp"
@@ -62,6 +64,30 @@ TEST_CASE("Signal rejects bad signal numbers") {
   evw::Signal rt(loop, SIGRTMAX, cb);  // 64: the last valid one
   rt.start();
   rt.stop();
+}
+
+// glibc reserves the signals below SIGRTMIN (32 and 33 for its threads) and
+// refuses them in sigaction and sigaddset: libev's handler or signalfd was
+// silently never installed, the watcher never fired, and a kill() of that
+// signal terminated the process (its default action).
+TEST_CASE("Signal rejects the signals reserved by the C library") {
+  evw::Loop loop;
+  auto cb = [](evw::Signal&, int) {};
+  for (int sig = 32; sig < SIGRTMIN; ++sig) {
+    CAPTURE(sig);
+    try {
+      evw::Signal s(loop, sig, cb);
+      FAIL("no exception");
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()).find("reserved") != std::string::npos);
+    }
+    evw::Signal s(loop, SIGUSR1, cb);
+    CHECK_THROWS_AS(s.set(sig), std::invalid_argument);
+    CHECK(s.signum() == SIGUSR1);
+  }
+  evw::Signal first_rt(loop, SIGRTMIN, cb);  // the first one applications may use
+  first_rt.start();
+  first_rt.stop();
 }
 
 TEST_CASE("a signal watched by one loop cannot be started in another") {

@@ -1,6 +1,7 @@
 #include "embed.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <mutex>
 #include <stdexcept>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "../core/access.hpp"
+#include "../core/fd_check.hpp"
 
 namespace evw {
 
@@ -18,6 +20,22 @@ namespace {
 
 void embed_callback(struct ev_loop*, ev_embed* w, int revents) noexcept {
   detail::dispatch(*static_cast<Embed*>(w->data), revents);
+}
+
+// libev's prepare watcher of an ev_embed (embed_prepare_cb) applies the
+// other loop's pending fd changes itself (fd_reify), from the embedding loop
+// and so before the other loop's prepare watchers run: an Io of the other
+// loop whose fd was closed since its start() would make libev assert there.
+// evw's closed-fd check of the other loop (fd_check.hpp) runs first.
+void (*libev_embed_prepare)(struct ev_loop*, ev_prepare*, int) = nullptr;
+
+void embed_prepare(struct ev_loop* raw, ev_prepare* prepare, int revents) noexcept {
+  auto* w = reinterpret_cast<ev_embed*>(reinterpret_cast<char*>(prepare) - offsetof(ev_embed, prepare));
+  auto& self = *static_cast<Embed*>(w->data);
+  // Active (libev runs its prepare), so the other loop exists: it stops us when it dies.
+  if (self.other_exists())
+    if (detail::FdCheck* check = detail::Access::fd_check(self.other())) check->run_now();
+  libev_embed_prepare(raw, prepare, revents);
 }
 
 std::string backend_names(unsigned backends) {
@@ -31,12 +49,16 @@ std::string backend_names(unsigned backends) {
   return out.empty() ? "none" : out;
 }
 
+// libev 4.33 lists io_uring as embeddable, but an io_uring loop has no
+// backend descriptor (-1) and ev_embed_start asserts on it.
+unsigned embeddable() noexcept { return ev_embeddable_backends() & ~unsigned{EVBACKEND_IOURING}; }
+
 void check(const Loop* loop, const Loop& other) {
   if (loop == &other) detail::throw_invalid("Embed", "other", "is the embedding loop itself");
   // libev asserts that the embedded loop's backend is embeddable.
   const unsigned backend = other.backend();
-  const unsigned usable = ev_embeddable_backends() & ev_supported_backends();
-  if ((backend & ev_embeddable_backends()) == 0)
+  const unsigned usable = embeddable() & ev_supported_backends();
+  if ((backend & embeddable()) == 0)
     detail::throw_invalid("Embed", "other",
                           "uses backend " + backend_names(backend) +
                               ", which cannot be embedded (embeddable here: " +
@@ -62,6 +84,21 @@ bool embeds(const Loop* outer, const Loop* target) {  // edges_mutex held
       if (from == l) todo.push_back(to);
   }
   return false;
+}
+
+// The kernel nests epoll sets at most 5 deep (EPOLL_MAX_NESTS: ELOOP beyond),
+// and libev aborts on ELOOP when it registers an embedded loop's descriptor.
+// A chain of embedded loops nests their epoll sets; one level is kept for the
+// EPOLLPRI set a loop creates for Priority/Gpio watchers.
+constexpr int kMaxChain = 4;
+
+// Loops on the longest chain of active embeddings that ends at (up) or
+// starts from (down) l, l included.
+int chain(const Loop* l, bool up) {  // edges_mutex held; no circles
+  int longest = 0;
+  for (auto [from, to] : edges)
+    if ((up ? to : from) == l) longest = std::max(longest, chain(up ? from : to, up));
+  return longest + 1;
 }
 
 }  // namespace
@@ -104,8 +141,17 @@ void Embed::start_impl() {
     throw std::logic_error(
         "evw::Embed::start: the other loop already embeds this loop (directly or through others); "
         "loops cannot embed each other in a circle");
+  if (const int loops = chain(&loop(), true) + chain(&inner, false); loops > kMaxChain)
+    throw std::logic_error("evw::Embed::start: this would make a chain of " + std::to_string(loops) +
+                           " embedded loops; the kernel nests epoll sets only so deep, which "
+                           "allows at most " + std::to_string(kMaxChain));
   edges.reserve(edges.size() + 1);  // nothing may throw once libev has started it
-  ev_embed_start(raw_loop(), detail::ev_of<ev_embed>(*this));
+  auto* w = detail::ev_of<ev_embed>(*this);
+  ev_embed_start(raw_loop(), w);
+  if (w->prepare.cb != embed_prepare) {
+    libev_embed_prepare = w->prepare.cb;  // the same static function for every Embed
+    ev_set_cb(&w->prepare, embed_prepare);
+  }
   edges.emplace_back(&loop(), &inner);
   guard_->start();
 }

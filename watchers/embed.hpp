@@ -8,8 +8,10 @@
 // loop that must use another one.
 //
 // Caveats: the other loop's backend must be embeddable (ev_embeddable_backends:
-// on Linux epoll, so create it as Loop(BACKEND_EPOLL)), it must not be the
-// embedding loop itself, and loops may not embed each other in a circle (all
+// on Linux epoll, so create it as Loop(BACKEND_EPOLL); libev also lists io_uring,
+// which it cannot embed, so evw refuses it), it must not be the
+// embedding loop itself, loops may not embed each other in a circle, and a
+// chain of embedded loops has at most 4 (the kernel's epoll nesting limit) (all
 // checked: std::invalid_argument / std::logic_error). Both loops run in one
 // thread. The other loop's timers and idle watchers do not wake the
 // embedding loop: they run only when something else makes it sweep, so keep

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -25,6 +26,14 @@ void check(int signum) {
   if (signum == SIGKILL || signum == SIGSTOP)
     detail::throw_invalid("Signal", "signum",
                           std::to_string(signum) + " (" + ::strsignal(signum) + ") cannot be caught");
+  // The C library keeps some for itself (glibc: 32 and 33, below SIGRTMIN)
+  // and refuses them in sigaction and sigaddset, which libev does not check:
+  // the watcher would never fire and the signal would still kill the process.
+  struct sigaction current {};
+  if (::sigaction(signum, nullptr, &current) != 0)
+    detail::throw_invalid("Signal", "signum",
+                          std::to_string(signum) + " is reserved by the C library (sigaction: " +
+                              ::strerror(errno) + ")");
 }
 
 }  // namespace

@@ -20,7 +20,8 @@ class Signal final : public detail::Watcher<Signal> {
  public:
   /// @brief A stopped watcher of signum.
   /// @throws std::invalid_argument unless 1 <= signum < NSIG and signum is
-  ///         neither SIGKILL nor SIGSTOP; if cb is empty.
+  ///         neither SIGKILL nor SIGSTOP nor reserved by the C library
+  ///         (glibc: 32 and 33); if cb is empty.
   Signal(Loop& loop, int signum, Callback cb);
   ~Signal();
   /// @brief Watch another signal; allowed while active or pending (a pending
