@@ -387,6 +387,48 @@ TEST_CASE("with FLAG_FORKCHECK the child gets its own EPOLLPRI queue without loo
   ::close(ready[1]);
 }
 
+TEST_CASE("an embedded loop's EPOLLPRI queue is the child's own after the outer loop's fork()") {
+  // libev's Embed re-forks the inner loop itself (embed_fork_cb), never
+  // through evw::Loop::fork(): the inner table's fork watcher rebuilds it.
+  evw::Loop outer;
+  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Embed embed(outer, inner, [](evw::Embed& e, int) { e.sweep(); });
+  embed.start();
+  auto [c1, s1] = evw_test::tcp_pair();  // the parent's
+  auto [c2, s2] = evw_test::tcp_pair();  // the child's
+  int got1 = 0, got2 = 0;
+  evw::Priority p1(inner, s1.get(), [&](evw::Priority& w, int) { ++got1; take_urgent(w.fd()); });
+  evw::Priority p2(inner, s2.get(), [&](evw::Priority& w, int) { ++got2; take_urgent(w.fd()); });
+  p1.start();
+  p2.start();
+  outer.run(evw::NOWAIT);
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    outer.fork();
+    outer.run(evw::NOWAIT);  // the Embed re-forks the inner loop here
+    p1.stop();
+    char c = 'r';
+    (void)!::write(ready[1], &c, 1);
+    bool ok = run_until(outer, [&] { return got2 == 1; }, 5.0);
+    ::_exit(ok && got1 == 0 && got2 == 1 ? 0 : 1);
+  }
+  char c;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  p2.stop();  // with a shared inner queue this would unregister the child's fd too
+  urgent(c2.get(), 'c');
+  urgent(c1.get(), 'p');
+  CHECK(run_until(outer, [&] { return got1 == 1; }));
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(got2 == 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+}
+
 TEST_CASE("10,000 Priority watchers on 10,000 connections start, deliver and stop") {
   constexpr int kConnections = 10000;
   constexpr int kUrgent = 500;
