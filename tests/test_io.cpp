@@ -372,7 +372,9 @@ TEST_CASE("the closed-fd check never keeps run() going") {
 }
 
 TEST_CASE("after fork() a child that closes a watched fd and calls loop.fork(): the Io stops with ERROR") {
-  auto [a, b] = evw_test::socket_pair();
+  auto fds = evw_test::socket_pair();  // not a structured binding: the lambda below uses it
+  auto& a = fds.first;
+  auto& b = fds.second;
   evw::Loop loop;
   int got = 0;
   evw::Io io(loop, a.get(), evw::READ, [&](evw::Io&, int revents) { got = revents; });
@@ -394,7 +396,8 @@ TEST_CASE("after fork() a child that closes a watched fd and calls loop.fork(): 
 }
 
 TEST_CASE("with FLAG_FORKCHECK a child that closes a watched fd and just runs: the Io stops with ERROR") {
-  auto [a, b] = evw_test::socket_pair();
+  auto fds = evw_test::socket_pair();  // not a structured binding: the lambda below uses it
+  auto& a = fds.first;
   evw::Loop loop(evw::FLAG_FORKCHECK);
   int got = 0;
   evw::Io io(loop, a.get(), evw::READ, [&](evw::Io&, int revents) { got = revents; });
