@@ -29,6 +29,12 @@ struct Access {
   static FdCheck* fd_check(Loop& loop) noexcept { return loop.fd_check_.get(); }
   static FdCheck& make_fd_check(Loop& loop, void (*on_prepare)(struct ev_loop*, ev_prepare*, int));
   static WatcherBase* first(const Loop& loop) noexcept { return loop.head_; }
+  /// Have fn(loop) called when loop is destroyed (once per fn). @throws bad_alloc.
+  static void on_destroy(Loop& loop, void (*fn)(const Loop&)) {
+    for (auto* f : loop.on_destroy_)
+      if (f == fn) return;
+    loop.on_destroy_.push_back(fn);
+  }
   static WatcherBase* next(const WatcherBase& w) noexcept { return w.next_; }
   // Call before evw puts an event into libev's pending queue from outside
   // libev's dispatch (feed, thaw, a re-feed after an exception).

@@ -125,6 +125,7 @@ Loop& Loop::default_loop() {
 }
 
 Loop::~Loop() {
+  for (auto* fn : on_destroy_) fn(*this);
   // Detach a watcher: stop it, forget it, destroy it if the loop owns it.
   auto release = [this](detail::WatcherBase& w, bool libev_alive) {
     if (libev_alive) w.stop();

@@ -112,6 +112,7 @@ class Loop {
   std::unique_ptr<detail::PriorityTable> priority_;  // created on first Priority watcher
   std::unique_ptr<detail::FdCheck> fd_check_;  // created on the first Io start()
   detail::RunFrame* frame_ = nullptr;  // the innermost run() in progress
+  std::vector<void (*)(const Loop&)> on_destroy_;  // library code to tell at ~Loop
 };
 
 }  // namespace evw

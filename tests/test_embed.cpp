@@ -409,3 +409,39 @@ TEST_CASE("Embed refuses chains of embedded loops deeper than the kernel nests e
     return refused && !embeds[3]->is_active() && embeds[2]->is_active();
   }));
 }
+
+TEST_CASE("an Embed stopped after its loop ran still counts against a circle: libev keeps its registration") {
+  // libev deletes a stopped Embed's kernel registration only lazily, so b's
+  // epoll may still hold a's after the Embed is gone; a in turn embedding b
+  // would be ELOOP, on which libev aborts. Run in a child for that reason.
+  CHECK(in_child([] {
+    auto a = std::make_unique<evw::Loop>(evw::BACKEND_EPOLL);
+    evw::Loop b(evw::BACKEND_EPOLL);
+    auto a_in_b = std::make_unique<evw::Embed>(b, *a);
+    a_in_b->start();
+    b.run(evw::NOWAIT);  // libev registers a's epoll in b's now
+    a_in_b.reset();      // stopped and destroyed
+    evw::Embed b_in_a(*a, b);
+    bool refused = false;
+    try {
+      b_in_a.start();
+    } catch (const std::logic_error&) {
+      refused = true;
+    }
+    a->run(evw::NOWAIT);
+    b.run(evw::NOWAIT);
+    // The same direction again is fine; stopped before either loop ran, an
+    // Embed leaves nothing behind.
+    evw::Embed again(b, *a);
+    again.start();
+    b.run(evw::NOWAIT);
+    evw::Loop c(evw::BACKEND_EPOLL), d(evw::BACKEND_EPOLL);
+    evw::Embed c_in_d(d, c), d_in_c(c, d);
+    c_in_d.start();
+    c_in_d.stop();
+    d_in_c.start();
+    c.run(evw::NOWAIT);
+    d.run(evw::NOWAIT);
+    return refused && !b_in_a.is_active() && again.is_active() && d_in_c.is_active();
+  }));
+}

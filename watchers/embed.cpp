@@ -65,11 +65,26 @@ void check(const Loop* loop, const Loop& other) {
                               backend_names(usable) + ")");
 }
 
-// (embedding loop, embedded loop) of every active Embed, to refuse circles:
-// the kernel would refuse to nest the epoll sets and libev would silently
-// kill the Embed's descriptor.
+// (embedding loop, embedded loop) of every active Embed, to refuse circles
+// and over-deep chains: the kernel would refuse to nest the epoll sets (ELOOP)
+// and libev asserts on that. An Embed stopped after its loop ran an iteration
+// (when libev registers it with the kernel) still counts: libev leaves that
+// registration in place (it deletes lazily, on the next event nobody wants),
+// so the nesting may last until either loop is destroyed.
+struct Edge {
+  const Loop* from;
+  const Loop* to;
+  int active;       // started Embeds of this pair
+  bool lingering;   // one was stopped after libev had registered it
+};
 std::mutex edges_mutex;
-std::vector<std::pair<const Loop*, const Loop*>> edges;
+std::vector<Edge> edges;
+
+// ~Loop: the loop's epoll set is closed, and every nesting through it with it.
+void forget_loop(const Loop& loop) noexcept {
+  std::lock_guard lock(edges_mutex);
+  std::erase_if(edges, [&](const Edge& e) { return e.from == &loop || e.to == &loop; });
+}
 
 bool embeds(const Loop* outer, const Loop* target) {  // edges_mutex held
   std::vector<const Loop*> todo{outer};
@@ -80,8 +95,8 @@ bool embeds(const Loop* outer, const Loop* target) {  // edges_mutex held
     if (l == target) return true;
     if (std::find(seen.begin(), seen.end(), l) != seen.end()) continue;
     seen.push_back(l);
-    for (auto [from, to] : edges)
-      if (from == l) todo.push_back(to);
+    for (const Edge& e : edges)
+      if (e.from == l) todo.push_back(e.to);
   }
   return false;
 }
@@ -96,8 +111,8 @@ constexpr int kMaxChain = 4;
 // starts from (down) l, l included.
 int chain(const Loop* l, bool up) {  // edges_mutex held; no circles
   int longest = 0;
-  for (auto [from, to] : edges)
-    if ((up ? to : from) == l) longest = std::max(longest, chain(up ? from : to, up));
+  for (const Edge& e : edges)
+    if ((up ? e.to : e.from) == l) longest = std::max(longest, chain(up ? e.from : e.to, up));
   return longest + 1;
 }
 
@@ -137,22 +152,33 @@ Loop& Embed::other() const {
 void Embed::start_impl() {
   Loop& inner = other();
   std::lock_guard lock(edges_mutex);
-  if (embeds(&inner, &loop()))
-    throw std::logic_error(
-        "evw::Embed::start: the other loop already embeds this loop (directly or through others); "
-        "loops cannot embed each other in a circle");
-  if (const int loops = chain(&loop(), true) + chain(&inner, false); loops > kMaxChain)
-    throw std::logic_error("evw::Embed::start: this would make a chain of " + std::to_string(loops) +
-                           " embedded loops; the kernel nests epoll sets only so deep, which "
-                           "allows at most " + std::to_string(kMaxChain));
-  edges.reserve(edges.size() + 1);  // nothing may throw once libev has started it
+  const auto known = static_cast<std::size_t>(
+      std::find_if(edges.begin(), edges.end(),
+                   [&](const Edge& e) { return e.from == &loop() && e.to == &inner; }) -
+      edges.begin());
+  if (known == edges.size()) {
+    if (embeds(&inner, &loop()))
+      throw std::logic_error(
+          "evw::Embed::start: the other loop embeds (or embedded, with an Embed since stopped) "
+          "this loop, directly or through others; loops cannot embed each other in a circle");
+    if (const int loops = chain(&loop(), true) + chain(&inner, false); loops > kMaxChain)
+      throw std::logic_error("evw::Embed::start: this would make a chain of " + std::to_string(loops) +
+                             " embedded loops (stopped Embeds count until a loop is destroyed); the "
+                             "kernel nests epoll sets only so deep, which allows at most " +
+                             std::to_string(kMaxChain));
+    edges.reserve(edges.size() + 1);  // nothing may throw once libev has started it
+  }
+  detail::Access::on_destroy(loop(), forget_loop);
+  detail::Access::on_destroy(inner, forget_loop);
   auto* w = detail::ev_of<ev_embed>(*this);
   ev_embed_start(raw_loop(), w);
   if (w->prepare.cb != embed_prepare) {
     libev_embed_prepare = w->prepare.cb;  // the same static function for every Embed
     ev_set_cb(&w->prepare, embed_prepare);
   }
-  edges.emplace_back(&loop(), &inner);
+  if (known == edges.size()) edges.push_back(Edge{&loop(), &inner, 1, false});
+  else ++edges[known].active;
+  started_at_ = ev_iteration(raw_loop());
   guard_->start();
 }
 
@@ -160,9 +186,14 @@ void Embed::stop_impl() noexcept {
   ev_embed_stop(raw_loop(), detail::ev_of<ev_embed>(*this));
   {
     std::lock_guard lock(edges_mutex);
-    auto edge = std::find(edges.begin(), edges.end(),
-                          std::pair<const Loop*, const Loop*>(detail::Access::loop(*this), other_));
-    if (edge != edges.end()) edges.erase(edge);
+    const Loop* outer = detail::Access::loop(*this);
+    auto edge = std::find_if(edges.begin(), edges.end(),
+                             [&](const Edge& e) { return e.from == outer && e.to == other_; });
+    if (edge != edges.end()) {
+      --edge->active;
+      if (ev_iteration(raw_loop()) != started_at_) edge->lingering = true;  // see Edge
+      if (edge->active == 0 && !edge->lingering) edges.erase(edge);
+    }
   }
   guard_->stop();
 }

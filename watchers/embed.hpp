@@ -12,7 +12,9 @@
 // which it cannot embed, so evw refuses it), it must not be the
 // embedding loop itself, loops may not embed each other in a circle, and a
 // chain of embedded loops has at most 4 (the kernel's epoll nesting limit) (all
-// checked: std::invalid_argument / std::logic_error). Both loops run in one
+// checked: std::invalid_argument / std::logic_error); an Embed stopped after
+// its loop ran counts until one of the two loops is destroyed, since libev
+// leaves its kernel registration behind. Both loops run in one
 // thread. The other loop's timers and idle watchers do not wake the
 // embedding loop: they run only when something else makes it sweep, so keep
 // timers in the embedding loop. An exception thrown by a callback of the other
@@ -63,6 +65,7 @@ class Embed final : public detail::Watcher<Embed> {
 
   Loop* other_ = nullptr;
   std::unique_ptr<Cleanup> guard_;  // on the other loop: stops us when it dies
+  unsigned started_at_ = 0;  // the embedding loop's iteration at start()
   detail::EvStorage<360> ev_;
 };
 
