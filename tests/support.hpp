@@ -42,6 +42,10 @@ std::pair<Fd, Fd> socket_pair();
 std::pair<Fd, Fd> tcp_pair();
 /// Count of open descriptors of this process.
 int open_fd_count();
+/// Runs body in a forked child: true if it returned true and the child exited
+/// normally. For cases that would abort the process (a libev assert) if the
+/// behaviour under test broke: then only that test fails, not the suite.
+bool passes_in_child(const std::function<bool()>& body);
 
 }  // namespace evw_test
 

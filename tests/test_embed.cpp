@@ -9,10 +9,8 @@
 
 #include <doctest/doctest.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -327,27 +325,9 @@ TEST_CASE("a loop-owned Embed active when its outer loop is destroyed is destroy
 // prepare watcher calls fd_reify on the other loop, outside that loop's
 // ev_run), which asserted on EBADF: the closed-fd check (see test_io.cpp) must
 // run there too. In a child, so that an abort fails this test only.
-namespace {
-bool in_child(const std::function<bool()>& body) {
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    bool ok = false;
-    try {
-      ok = body();
-    } catch (...) {
-    }
-    ::_exit(ok ? 0 : 1);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  if (WIFSIGNALED(status)) MESSAGE("child killed by signal " << WTERMSIG(status));
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-}  // namespace
 
 TEST_CASE("an fd closed under an Io of the embedded loop: the outer run() stops it with ERROR") {
-  CHECK(in_child([] {
+  CHECK(evw_test::passes_in_child([] {
     evw::Loop outer;
     evw::Loop inner(evw::BACKEND_EPOLL);
     evw::Embed embed(outer, inner);
@@ -366,7 +346,7 @@ TEST_CASE("an fd closed under an Io of the embedded loop: the outer run() stops 
 // libev 4.33 lists io_uring among its embeddable backends, but an io_uring
 // loop has no backend descriptor (-1): ev_embed_start asserted on it.
 TEST_CASE("Embed refuses an io_uring loop, which libev calls embeddable but cannot embed") {
-  CHECK(in_child([] {
+  CHECK(evw_test::passes_in_child([] {
     std::unique_ptr<evw::Loop> ring;
     try {
       ring = std::make_unique<evw::Loop>(evw::BACKEND_IOURING);
@@ -391,7 +371,7 @@ TEST_CASE("Embed refuses an io_uring loop, which libev calls embeddable but cann
 // embedded loops aborted. evw counts the chain and keeps one level for the
 // EPOLLPRI set of Priority/Gpio watchers: four loops at most.
 TEST_CASE("Embed refuses chains of embedded loops deeper than the kernel nests epoll sets") {
-  CHECK(in_child([] {
+  CHECK(evw_test::passes_in_child([] {
     std::vector<std::unique_ptr<evw::Loop>> loops;
     std::vector<std::unique_ptr<evw::Embed>> embeds;
     for (int i = 0; i < 6; ++i) loops.push_back(std::make_unique<evw::Loop>(evw::BACKEND_EPOLL));
@@ -414,7 +394,7 @@ TEST_CASE("an Embed stopped after its loop ran still counts against a circle: li
   // libev deletes a stopped Embed's kernel registration only lazily, so b's
   // epoll may still hold a's after the Embed is gone; a in turn embedding b
   // would be ELOOP, on which libev aborts. Run in a child for that reason.
-  CHECK(in_child([] {
+  CHECK(evw_test::passes_in_child([] {
     auto a = std::make_unique<evw::Loop>(evw::BACKEND_EPOLL);
     evw::Loop b(evw::BACKEND_EPOLL);
     auto a_in_b = std::make_unique<evw::Embed>(b, *a);

@@ -5,10 +5,8 @@
 
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -282,30 +280,9 @@ TEST_CASE("a loop-owned Io active when its loop is destroyed is destroyed with i
 // iteration and aborts (assert) on EBADF there. Each case runs in a child, so
 // that an abort fails this test and not the whole suite.
 
-namespace {
-
-// Runs body in a child; true if it returned true and the child exited normally.
-bool in_child(const std::function<bool()>& body) {
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    bool ok = false;
-    try {
-      ok = body();
-    } catch (...) {
-    }
-    ::_exit(ok ? 0 : 1);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  if (WIFSIGNALED(status)) MESSAGE("child killed by signal " << WTERMSIG(status));
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-}  // namespace
 
 TEST_CASE("an fd closed after Io::start() but before the loop ran: the watcher stops with ERROR") {
-  CHECK(in_child([] {
+  CHECK(evw_test::passes_in_child([] {
     auto [a, b] = evw_test::socket_pair();
     evw::Loop loop;
     int got = 0;
@@ -318,7 +295,7 @@ TEST_CASE("an fd closed after Io::start() but before the loop ran: the watcher s
 }
 
 TEST_CASE("an fd closed under two Io watchers, one of which then stops: the other stops with ERROR") {
-  CHECK(in_child([] {
+  CHECK(evw_test::passes_in_child([] {
     auto [a, b] = evw_test::socket_pair();
     evw::Loop loop;
     int reads = 0, writes = 0, errors = 0;
@@ -342,7 +319,7 @@ TEST_CASE("an fd closed under two Io watchers, one of which then stops: the othe
 }
 
 TEST_CASE("an fd closed and reused by another file before the loop ran: the Io watches the new file") {
-  CHECK(in_child([] {
+  CHECK(evw_test::passes_in_child([] {
     auto [a, b] = evw_test::socket_pair();
     evw::Loop loop;
     int got = 0;
@@ -384,7 +361,7 @@ TEST_CASE("after fork() a child that closes a watched fd and calls loop.fork(): 
   loop.run(evw::NOWAIT);  // both registered in the parent's epoll
   // libev registers every fd again in the child's new epoll; one the child
   // closed must not reach epoll_ctl (EBADF there is a libev assert).
-  CHECK(in_child([&] {
+  CHECK(evw_test::passes_in_child([&] {
     ::close(a.release());
     loop.fork();
     loop.run(evw::NOWAIT);
@@ -403,7 +380,7 @@ TEST_CASE("with FLAG_FORKCHECK a child that closes a watched fd and just runs: t
   evw::Io io(loop, a.get(), evw::READ, [&](evw::Io&, int revents) { got = revents; });
   io.start();
   loop.run(evw::NOWAIT);
-  CHECK(in_child([&] {
+  CHECK(evw_test::passes_in_child([&] {
     ::close(a.release());
     loop.run(evw::NOWAIT);  // libev notices the new pid itself
     return (got & evw::ERROR) && !io.is_active();

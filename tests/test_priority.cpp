@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <climits>
+#include <functional>
 #include <memory>
 #include <algorithm>
 #include <cstring>
@@ -315,33 +316,39 @@ TEST_CASE("loop-owned Priority watchers and a loop destroyed while one is active
   CHECK_THROWS_AS(user.start(), std::logic_error);
 }
 
-TEST_CASE("after fork() and loop.fork() parent and child each get only their own events") {
-  evw::Loop loop;
+namespace {
+
+// After fork(), parent and child each watch their own connection with a
+// Priority watcher of `watched` (run through `runner`) and must get only their
+// own urgent data. give_child_own_queue runs first in the child.
+void check_fork_isolation(evw::Loop& runner, evw::Loop& watched,
+                          const std::function<void()>& give_child_own_queue) {
   auto [c1, s1] = evw_test::tcp_pair();  // the parent's
   auto [c2, s2] = evw_test::tcp_pair();  // the child's
   int got1 = 0, got2 = 0;
-  evw::Priority p1(loop, s1.get(), [&](evw::Priority& w, int) { ++got1; take_urgent(w.fd()); });
-  evw::Priority p2(loop, s2.get(), [&](evw::Priority& w, int) { ++got2; take_urgent(w.fd()); });
+  evw::Priority p1(watched, s1.get(), [&](evw::Priority& w, int) { ++got1; take_urgent(w.fd()); });
+  evw::Priority p2(watched, s2.get(), [&](evw::Priority& w, int) { ++got2; take_urgent(w.fd()); });
   p1.start();
   p2.start();
+  runner.run(evw::NOWAIT);
   int ready[2];
   REQUIRE(::pipe(ready) == 0);
   pid_t child = ::fork();
   if (child == 0) {
-    loop.fork();
+    give_child_own_queue();
     p1.stop();  // the child watches only its own connection
     char c = 'r';
     (void)!::write(ready[1], &c, 1);
-    bool ok = run_until(loop, [&] { return got2 == 1; }, 5.0);
-    for (int i = 0; i < 5; ++i) loop.run(evw::NOWAIT);
+    bool ok = run_until(runner, [&] { return got2 == 1; }, 5.0);
+    for (int i = 0; i < 5; ++i) runner.run(evw::NOWAIT);
     ::_exit(ok && got1 == 0 && got2 == 1 ? 0 : 1);
   }
   char c;
   REQUIRE(::read(ready[0], &c, 1) == 1);  // the child has its own queue now
-  p2.stop();  // without the child's rebuild this would unregister its fd too
+  p2.stop();  // with a shared queue this would unregister the child's fd too
   urgent(c2.get(), 'c');
   urgent(c1.get(), 'p');
-  CHECK(run_until(loop, [&] { return got1 == 1; }));
+  CHECK(run_until(runner, [&] { return got1 == 1; }));
   int status = 0;
   ::waitpid(child, &status, 0);
   CHECK(WIFEXITED(status));
@@ -351,40 +358,17 @@ TEST_CASE("after fork() and loop.fork() parent and child each get only their own
   ::close(ready[1]);
 }
 
+}  // namespace
+
+TEST_CASE("after fork() and loop.fork() parent and child each get only their own events") {
+  evw::Loop loop;
+  check_fork_isolation(loop, loop, [&] { loop.fork(); });
+}
+
 TEST_CASE("with FLAG_FORKCHECK the child gets its own EPOLLPRI queue without loop.fork()") {
   evw::Loop loop(evw::FLAG_FORKCHECK);
-  auto [c1, s1] = evw_test::tcp_pair();  // the parent's
-  auto [c2, s2] = evw_test::tcp_pair();  // the child's
-  int got1 = 0, got2 = 0;
-  evw::Priority p1(loop, s1.get(), [&](evw::Priority& w, int) { ++got1; take_urgent(w.fd()); });
-  evw::Priority p2(loop, s2.get(), [&](evw::Priority& w, int) { ++got2; take_urgent(w.fd()); });
-  p1.start();
-  p2.start();
-  int ready[2];
-  REQUIRE(::pipe(ready) == 0);
-  pid_t child = ::fork();
-  if (child == 0) {
-    loop.run(evw::NOWAIT);  // libev notices the new pid: the queue is rebuilt here
-    p1.stop();              // so this no longer touches the parent's queue
-    char c = 'r';
-    (void)!::write(ready[1], &c, 1);
-    bool ok = run_until(loop, [&] { return got2 == 1; }, 5.0);
-    for (int i = 0; i < 5; ++i) loop.run(evw::NOWAIT);
-    ::_exit(ok && got1 == 0 && got2 == 1 ? 0 : 1);
-  }
-  char c;
-  REQUIRE(::read(ready[0], &c, 1) == 1);
-  p2.stop();  // with a shared queue this would unregister the child's fd too
-  urgent(c2.get(), 'c');
-  urgent(c1.get(), 'p');
-  CHECK(run_until(loop, [&] { return got1 == 1; }));
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
-  CHECK(got2 == 0);
-  ::close(ready[0]);
-  ::close(ready[1]);
+  // libev notices the new pid: the queue is rebuilt in this first iteration.
+  check_fork_isolation(loop, loop, [&] { loop.run(evw::NOWAIT); });
 }
 
 TEST_CASE("an embedded loop's EPOLLPRI queue is the child's own after the outer loop's fork()") {
@@ -394,39 +378,10 @@ TEST_CASE("an embedded loop's EPOLLPRI queue is the child's own after the outer 
   evw::Loop inner(evw::BACKEND_EPOLL);
   evw::Embed embed(outer, inner, [](evw::Embed& e, int) { e.sweep(); });
   embed.start();
-  auto [c1, s1] = evw_test::tcp_pair();  // the parent's
-  auto [c2, s2] = evw_test::tcp_pair();  // the child's
-  int got1 = 0, got2 = 0;
-  evw::Priority p1(inner, s1.get(), [&](evw::Priority& w, int) { ++got1; take_urgent(w.fd()); });
-  evw::Priority p2(inner, s2.get(), [&](evw::Priority& w, int) { ++got2; take_urgent(w.fd()); });
-  p1.start();
-  p2.start();
-  outer.run(evw::NOWAIT);
-  int ready[2];
-  REQUIRE(::pipe(ready) == 0);
-  pid_t child = ::fork();
-  if (child == 0) {
+  check_fork_isolation(outer, inner, [&] {
     outer.fork();
     outer.run(evw::NOWAIT);  // the Embed re-forks the inner loop here
-    p1.stop();
-    char c = 'r';
-    (void)!::write(ready[1], &c, 1);
-    bool ok = run_until(outer, [&] { return got2 == 1; }, 5.0);
-    ::_exit(ok && got1 == 0 && got2 == 1 ? 0 : 1);
-  }
-  char c;
-  REQUIRE(::read(ready[0], &c, 1) == 1);
-  p2.stop();  // with a shared inner queue this would unregister the child's fd too
-  urgent(c2.get(), 'c');
-  urgent(c1.get(), 'p');
-  CHECK(run_until(outer, [&] { return got1 == 1; }));
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
-  CHECK(got2 == 0);
-  ::close(ready[0]);
-  ::close(ready[1]);
+  });
 }
 
 TEST_CASE("10,000 Priority watchers on 10,000 connections start, deliver and stop") {

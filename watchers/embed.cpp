@@ -107,7 +107,7 @@ bool embeds(const Loop* outer, const Loop* target) {  // edges_mutex held
 // EPOLLPRI set a loop creates for Priority/Gpio watchers.
 constexpr int kMaxChain = 4;
 
-// Loops on the longest chain of active embeddings that ends at (up) or
+// Loops on the longest chain of embeddings (see Edge) that ends at (up) or
 // starts from (down) l, l included.
 int chain(const Loop* l, bool up) {  // edges_mutex held; no circles
   int longest = 0;
