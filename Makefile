@@ -5,8 +5,12 @@
 #   make install    PREFIX, LIBDIR, INCLUDEDIR, DESTDIR honoured; make uninstall undoes it
 
 # ---- version (the one place) -------------------------------------------------
-VERSION := 0.1.0
+VERSION := 0.2.0
 MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
+MINOR   := $(word 2,$(subst ., ,$(VERSION)))
+# The ABI version in the SONAME: before 1.0 every minor release may break the
+# ABI (0.2 renamed every public constant), so it is MAJOR.MINOR there.
+SOVERSION := $(if $(filter 0,$(MAJOR)),$(MAJOR).$(MINOR),$(MAJOR))
 
 # ---- install locations -------------------------------------------------------
 PREFIX       ?= /usr/local
@@ -45,7 +49,7 @@ LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
 
 STATIC   := $(BUILD)/libevw.a
 SHARED   := $(BUILD)/libevw.so.$(VERSION)
-SONAME   := libevw.so.$(MAJOR)
+SONAME   := libevw.so.$(SOVERSION)
 INCLUDE  := $(BUILD)/include/evw.stamp
 
 TEST_SRCS := $(wildcard tests/*.cpp)

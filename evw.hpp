@@ -27,5 +27,5 @@
 
 namespace evw {
 /// The library's version, as in evw.pc.
-inline constexpr const char* VERSION = "0.1.0";
+inline constexpr const char* version = "0.2.0";
 }

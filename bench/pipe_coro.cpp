@@ -14,7 +14,7 @@ namespace {
 evw::Loop* loop;
 
 evw::Task<void> pair_task(evw::Loop& l, int index) {
-    evw::Watch<evw::Io> io(l, bench_ch.recv_fd[index], evw::READ);
+    evw::Watch<evw::Io> io(l, bench_ch.recv_fd[index], evw::Event::Read);
     for (;;) {
         co_await io.next();
         if (bench_pipe_step(index))
@@ -34,7 +34,7 @@ int main(int argc, char** argv)
     loop = &l;
     for (int i = 0; i < bench_opt.n; i++)
         evw::spawn(l, pair_task(l, i));
-    l.run(evw::NOWAIT);  // start the tasks: each is now waiting on its fd
+    l.run(evw::Run::NoWait);  // start the tasks: each is now waiting on its fd
     bench_rounds(run, 0);
     bench_report("evw-coro", "pipe");
     return 0;

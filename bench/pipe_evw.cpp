@@ -18,7 +18,7 @@ struct Pair {
 
     Pair(evw::Loop& l, int i)
         : index(i),
-          io(l, bench_ch.recv_fd[i], evw::READ, [this](evw::Io&, int) { on_read(); }),
+          io(l, bench_ch.recv_fd[i], evw::Event::Read, [this](evw::Io&, int) { on_read(); }),
           timer(l, bench_timeout_for(i), bench_timeout_for(i),
                 [](evw::Timer&, int) { bench_timer_fired(); })
     {

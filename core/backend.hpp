@@ -24,7 +24,7 @@
 //                                    (EINTR retried); -errno if the queue cannot be
 //                                    read (the conditions stay queued)
 //   static int fd_of(const Ready&), unsigned tag_of(const Ready&),
-//          int revents_of(const Ready&)   (evw bits: PRI, ERR, HUP)
+//          int revents_of(const Ready&)   (evw bits: Event::Pri, Event::Error, Event::Hup)
 //
 // backend_epoll.hpp is Linux's; a kqueue EVFILT_EXCEPT backend or a
 // poll()-thread fallback would be another header selected here.

@@ -3,7 +3,8 @@
 //
 // Quirks handled here:
 //  a) epoll reports EPOLLERR and EPOLLHUP whether asked or not; sysfs adds
-//     EPOLLERR to every EPOLLPRI, so ERR with PRI is plain PRI.
+//     EPOLLERR to every EPOLLPRI, so EPOLLERR with EPOLLPRI is plain Event::Pri;
+//     EPOLLERR alone is Event::Error, the one error bit of every watcher.
 //  b) epoll refuses regular files with EPERM (they are always ready); that is
 //     reported, not papered over as libev does for ev_io.
 //  c) epoll registers a (fd number, open file) pair and drops it only when the
@@ -31,7 +32,7 @@ namespace evw::detail {
 static_assert(EPOLLPRI == 1 << 1 && EPOLLERR == 1 << 3 && EPOLLHUP == 1 << 4);
 constexpr int epoll_revents(unsigned bits) {
   const unsigned e = bits << 1;
-  return ((e & EPOLLPRI) ? PRI : (e & EPOLLERR) ? ERR : 0) | ((e & EPOLLHUP) ? HUP : 0);
+  return ((e & EPOLLPRI) ? Event::Pri : (e & EPOLLERR) ? Event::Error : 0) | ((e & EPOLLHUP) ? Event::Hup : 0);
 }
 static constexpr int kEpollRevents[16] = {
     epoll_revents(0),  epoll_revents(1),  epoll_revents(2),  epoll_revents(3),

@@ -35,7 +35,7 @@ struct FdCheck {
   void note(int fd) noexcept;
   /// Look at every watched fd: after a fork, libev registers them all again
   /// in a new epoll (a child often closes inherited descriptors). Called by
-  /// an internal fork watcher, so Loop::fork() and FLAG_FORKCHECK both work.
+  /// an internal fork watcher, so Loop::fork() and LoopFlag::ForkCheck both work.
   void note_all() noexcept;
   /// The noted fds, for on_prepare: they are cleared and the prepare stopped.
   std::vector<int>& take() noexcept;

@@ -17,23 +17,23 @@
 namespace evw {
 
 // evw's constants are libev's, so masks pass between the two unchanged.
-static_assert(READ == EV_READ && WRITE == EV_WRITE && TIMER == EV_TIMER &&
-              PERIODIC == EV_PERIODIC && SIGNAL == EV_SIGNAL && CHILD == EV_CHILD &&
-              STAT == EV_STAT && IDLE == EV_IDLE && PREPARE == EV_PREPARE &&
-              CHECK == EV_CHECK && EMBED == EV_EMBED && FORK == EV_FORK &&
-              CLEANUP == EV_CLEANUP && ASYNC == EV_ASYNC && CUSTOM == EV_CUSTOM &&
-              ERROR == EV_ERROR);
-static_assert(((PRI | HUP | ERR) & (EV_READ | EV_WRITE | EV__IOFDSET | EV_TIMER)) == 0);
-static_assert(ONCE == EVRUN_ONCE && NOWAIT == EVRUN_NOWAIT && BREAK_ONE == EVBREAK_ONE &&
-              BREAK_ALL == EVBREAK_ALL && BREAK_CANCEL == EVBREAK_CANCEL);
-static_assert(MINPRI == EV_MINPRI && MAXPRI == EV_MAXPRI);
-static_assert(FLAG_NOENV == EVFLAG_NOENV && FLAG_FORKCHECK == EVFLAG_FORKCHECK &&
-              FLAG_NOINOTIFY == EVFLAG_NOINOTIFY && FLAG_SIGNALFD == EVFLAG_SIGNALFD &&
-              FLAG_NOSIGMASK == EVFLAG_NOSIGMASK && FLAG_NOTIMERFD == EVFLAG_NOTIMERFD &&
-              BACKEND_SELECT == EVBACKEND_SELECT && BACKEND_POLL == EVBACKEND_POLL &&
-              BACKEND_EPOLL == EVBACKEND_EPOLL && BACKEND_KQUEUE == EVBACKEND_KQUEUE &&
-              BACKEND_DEVPOLL == EVBACKEND_DEVPOLL && BACKEND_PORT == EVBACKEND_PORT &&
-              BACKEND_LINUXAIO == EVBACKEND_LINUXAIO && BACKEND_IOURING == EVBACKEND_IOURING);
+static_assert(Event::Read == EV_READ && Event::Write == EV_WRITE && Event::Timer == EV_TIMER &&
+              Event::Periodic == EV_PERIODIC && Event::Signal == EV_SIGNAL && Event::Child == EV_CHILD &&
+              Event::Stat == EV_STAT && Event::Idle == EV_IDLE && Event::Prepare == EV_PREPARE &&
+              Event::Check == EV_CHECK && Event::Embed == EV_EMBED && Event::Fork == EV_FORK &&
+              Event::Cleanup == EV_CLEANUP && Event::Async == EV_ASYNC && Event::Custom == EV_CUSTOM &&
+              Event::Error == EV_ERROR);
+static_assert(((Event::Pri | Event::Hup | Event::RdHup) & (EV_READ | EV_WRITE | EV__IOFDSET | EV_TIMER)) == 0);
+static_assert(Run::Once == EVRUN_ONCE && Run::NoWait == EVRUN_NOWAIT && Break::One == EVBREAK_ONE &&
+              Break::All == EVBREAK_ALL && Break::Cancel == EVBREAK_CANCEL);
+static_assert(min_priority == EV_MINPRI && max_priority == EV_MAXPRI);
+static_assert(LoopFlag::NoEnv == EVFLAG_NOENV && LoopFlag::ForkCheck == EVFLAG_FORKCHECK &&
+              LoopFlag::NoInotify == EVFLAG_NOINOTIFY && LoopFlag::SignalFd == EVFLAG_SIGNALFD &&
+              LoopFlag::NoSigMask == EVFLAG_NOSIGMASK && LoopFlag::NoTimerFd == EVFLAG_NOTIMERFD &&
+              Backend::Select == EVBACKEND_SELECT && Backend::Poll == EVBACKEND_POLL &&
+              Backend::Epoll == EVBACKEND_EPOLL && Backend::Kqueue == EVBACKEND_KQUEUE &&
+              Backend::DevPoll == EVBACKEND_DEVPOLL && Backend::Port == EVBACKEND_PORT &&
+              Backend::LinuxAio == EVBACKEND_LINUXAIO && Backend::IoUring == EVBACKEND_IOURING);
 
 namespace {
 
@@ -218,7 +218,7 @@ void Loop::rethrow() {
 }
 
 void Loop::stop(int how) noexcept {
-  if (how != BREAK_CANCEL && how != BREAK_ALL) how = BREAK_ONE;
+  if (how != Break::Cancel && how != Break::All) how = Break::One;
   break_ = how;
   ev_break(raw_, how);
 }

@@ -33,9 +33,9 @@ struct RunFrame;
 class Loop {
  public:
   /// @brief A new loop (ev_loop_new).
-  /// @param flags FLAG_AUTO, or BACKEND_* / FLAG_* bits as for ev_loop_new.
+  /// @param flags LoopFlag::Auto, or BACKEND_* / FLAG_* bits as for ev_loop_new.
   /// @throws std::system_error if libev cannot create a backend (e.g. EMFILE).
-  explicit Loop(unsigned flags = FLAG_AUTO);
+  explicit Loop(unsigned flags = LoopFlag::Auto);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -45,7 +45,7 @@ class Loop {
   static Loop& default_loop();
 
   /// @brief Run the loop: until no active watcher remains or stop() is
-  /// called; with ONCE, one blocking iteration; with NOWAIT, one iteration
+  /// called; with Run::Once, one blocking iteration; with Run::NoWait, one iteration
   /// without blocking.
   /// @return true while active watchers remain (false if a callback
   /// destroyed the loop; `this` is gone then).
@@ -54,8 +54,8 @@ class Loop {
   /// not be read (epoll_wait); events that were ready but not yet delivered
   /// are delivered first by the next run().
   bool run(int flags = 0);
-  /// @brief Make run() return: BREAK_ONE (innermost) or BREAK_ALL.
-  void stop(int how = BREAK_ONE) noexcept;
+  /// @brief Make run() return: Break::One (innermost) or Break::All.
+  void stop(int how = Break::One) noexcept;
 
   double now() const noexcept;        ///< the loop's cached time (ev_now)
   void update_now() noexcept;         ///< refresh now() (ev_now_update)

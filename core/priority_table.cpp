@@ -98,7 +98,7 @@ void PriorityTable::add(ExceptNode& node) {
   Slot& slot = slots_[index];
   const unsigned tag = slot.tag;
   node.pri = ev_priority(static_cast<ev_watcher*>(node.ev));
-  if (by_priority_[node.pri - MINPRI]++ == 0) ++priorities_;
+  if (by_priority_[node.pri - min_priority]++ == 0) ++priorities_;
   node.prev = nullptr;
   node.next = slot.head;
   if (node.next != nullptr) node.next->prev = &node;
@@ -111,7 +111,7 @@ void PriorityTable::add(ExceptNode& node) {
 void PriorityTable::remove(ExceptNode& node) noexcept {
   if (!node.linked) return;
   take_queued(node);
-  if (--by_priority_[node.pri - MINPRI] == 0) --priorities_;
+  if (--by_priority_[node.pri - min_priority] == 0) --priorities_;
   Slot& slot = slots_[node.fd];
   if (node.prev != nullptr) node.prev->next = node.next;
   else slot.head = node.next;

@@ -126,7 +126,7 @@ class PriorityTable {
   std::unique_ptr<ExceptBackend> backend_;
   ev_io io_;
   std::vector<Slot> slots_;  // indexed by fd
-  int by_priority_[MAXPRI - MINPRI + 1] = {};  // registered nodes at each priority
+  int by_priority_[max_priority - min_priority + 1] = {};  // registered nodes at each priority
   int priorities_ = 0;  // how many priorities have nodes: above 1, batches are sorted
   std::size_t nodes_ = 0;
   Batch* batch_ = nullptr;
@@ -134,7 +134,7 @@ class PriorityTable {
   bool orphaned_ = false;
   // A forked child must not share the parent's queue: Loop::fork() rebuilds
   // it at once, and this fork watcher does (in the child's first iteration)
-  // when libev noticed the fork by itself (FLAG_FORKCHECK). pid_ is the
+  // when libev noticed the fork by itself (LoopFlag::ForkCheck). pid_ is the
   // process the queue belongs to.
   ev_fork fork_;
   pid_t pid_;

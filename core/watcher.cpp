@@ -56,10 +56,10 @@ bool WatcherBase::pending_impl() const noexcept { return ev_is_pending(as_ev(ev_
 int WatcherBase::priority() const noexcept { return ev_priority(as_ev(ev_)); }
 
 void WatcherBase::set_priority(int pri) {
-  if (pri < MINPRI || pri > MAXPRI)
+  if (pri < min_priority || pri > max_priority)
     throw std::out_of_range(std::string("evw::") + kind_ + "::set_priority: priority " +
-                            std::to_string(pri) + " is outside [" + std::to_string(MINPRI) +
-                            ", " + std::to_string(MAXPRI) + "]");
+                            std::to_string(pri) + " is outside [" + std::to_string(min_priority) +
+                            ", " + std::to_string(max_priority) + "]");
   check_priority(pri);
   if (pri == priority()) return;
   Frozen frozen = freeze();

@@ -53,11 +53,11 @@ class WatcherBase {
   bool is_active() const noexcept;
   /// @brief True while an event waits in the loop for this watcher's callback.
   bool is_pending() const noexcept;
-  /// @brief The priority, MINPRI..MAXPRI (default 0).
+  /// @brief The priority, min_priority..max_priority (default 0).
   int priority() const noexcept;
   /// @brief Change the priority; allowed while active or pending, a pending
   /// event is kept and delivered once at the new priority.
-  /// @throws std::out_of_range unless MINPRI <= pri <= MAXPRI.
+  /// @throws std::out_of_range unless min_priority <= pri <= max_priority.
   void set_priority(int pri);
   /// @brief User data, free for the application.
   std::any& data() noexcept { return data_; }
@@ -89,8 +89,8 @@ class WatcherBase {
   virtual bool pending_impl() const noexcept;
   // Cleanup watchers stay active until the loop's own destruction runs them.
   virtual bool runs_at_loop_destroy() const noexcept { return false; }
-  // A type that cannot take every priority in MINPRI..MAXPRI refuses here
-  // (Child: libev runs child watchers at MAXPRI only). Throws std::invalid_argument.
+  // A type that cannot take every priority in min_priority..max_priority refuses here
+  // (Child: libev runs child watchers at max_priority only). Throws std::invalid_argument.
   virtual void check_priority(int /*pri*/) const {}
 
   // The freeze guard: a change to an active or pending watcher stops it,

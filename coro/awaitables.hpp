@@ -1,12 +1,12 @@
 // evw coroutine awaitables — wait on a watcher from a coroutine:
 //
-//   int revents = co_await evw::readable(loop, fd);     // READ (Io)
-//   co_await evw::writable(loop, fd);                   // WRITE (Io)
-//   co_await evw::urgent(loop, fd);                     // EPOLLPRI (Priority): PRI, HUP or ERR
-//   co_await evw::sleep(loop, 250ms);                   // TIMER (Timer)
-//   co_await evw::signal(loop, SIGTERM);                // SIGNAL (Signal)
+//   int revents = co_await evw::readable(loop, fd);     // Event::Read (Io)
+//   co_await evw::writable(loop, fd);                   // Event::Write (Io)
+//   co_await evw::urgent(loop, fd);                     // EPOLLPRI (Priority): Event::Pri, Event::Hup or Event::Error
+//   co_await evw::sleep(loop, 250ms);                   // Event::Timer (Timer)
+//   co_await evw::signal(loop, SIGTERM);                // Event::Signal (Signal)
 //   evw::Watch<evw::Gpio> button(loop, 17, config);     // a watcher awaited many times:
-//   co_await button.next();                             //   PRI, then button->value()
+//   co_await button.next();                             //   Event::Pri, then button->value()
 //
 // Each awaitable owns its watcher: it is created and started when the
 // coroutine suspends, stopped by the event that resumes it, and destroyed with
@@ -91,25 +91,25 @@ class WatcherAwaitable {
 
 }  // namespace detail
 
-/// @brief Wait until fd is readable (an Io watcher for READ).
-/// @return the revents: READ.
+/// @brief Wait until fd is readable (an Io watcher for Event::Read).
+/// @return the revents: Event::Read.
 /// @throws (at co_await) std::invalid_argument if fd < 0; std::system_error
 ///         (EBADF) if fd is not open.
 [[nodiscard]] inline auto readable(Loop& loop, int fd) {
-  return detail::WatcherAwaitable<Io, int, int>(loop, fd, READ);
+  return detail::WatcherAwaitable<Io, int, int>(loop, fd, Event::Read);
 }
 
-/// @brief Wait until fd is writable (an Io watcher for WRITE).
-/// @return the revents: WRITE.
+/// @brief Wait until fd is writable (an Io watcher for Event::Write).
+/// @return the revents: Event::Write.
 /// @throws as readable().
 [[nodiscard]] inline auto writable(Loop& loop, int fd) {
-  return detail::WatcherAwaitable<Io, int, int>(loop, fd, WRITE);
+  return detail::WatcherAwaitable<Io, int, int>(loop, fd, Event::Write);
 }
 
 /// @brief Wait for an exceptional condition (EPOLLPRI) on fd, e.g. TCP urgent
 /// data or a sysfs GPIO edge (a Priority watcher). Clear the condition before
 /// awaiting again (recv(fd, &c, 1, MSG_OOB) for urgent data).
-/// @return the revents: PRI, or HUP / ERR.
+/// @return the revents: Event::Pri, or Event::Hup / Event::Error.
 /// @throws (at co_await) std::invalid_argument if fd < 0; std::system_error
 ///         for fds epoll refuses (EPERM for regular files, EBADF).
 [[nodiscard]] inline auto urgent(Loop& loop, int fd) {
@@ -118,7 +118,7 @@ class WatcherAwaitable {
 
 /// @brief Wait for `duration` (seconds or a std::chrono duration) of loop time
 /// (a one-shot Timer). A duration <= 0 resumes in the next loop iteration.
-/// @return the revents: TIMER.
+/// @return the revents: Event::Timer.
 /// @throws (at co_await) std::invalid_argument if duration is not finite.
 [[nodiscard]] inline auto sleep(Loop& loop, Seconds duration) {
   return detail::WatcherAwaitable<Timer, Seconds, Seconds>(loop, duration, Seconds(0.0));
@@ -126,7 +126,7 @@ class WatcherAwaitable {
 
 /// @brief Wait until signum is received (a Signal watcher). The signal is
 /// caught only while awaited (see the caveats above).
-/// @return the revents: SIGNAL.
+/// @return the revents: Event::Signal.
 /// @throws (at co_await) std::invalid_argument for a bad signal number;
 ///         std::logic_error if another loop watches the signal.
 [[nodiscard]] inline auto signal(Loop& loop, int signum) {

@@ -1,9 +1,9 @@
 // evw coroutines — `co_await gpio.edge()` on a plain evw::Gpio or evw::GpioLine:
 //
 //   evw::Gpio button(loop, 17, config, on_edge);   // any callback, started or not
-//   int revents = co_await button.edge();          // PRI; button.value() is the new level
+//   int revents = co_await button.edge();          // Event::Pri; button.value() is the new level
 //   evw::GpioLine line(loop, "/dev/gpiochip0", 4, on_batch);
-//   co_await line.edge();                          // READ; line.last_events() is the batch
+//   co_await line.edge();                          // Event::Read; line.last_events() is the batch
 //
 // edge() waits for the watcher's next event. The watcher's own callback still
 // runs first, for that event as for every other; then the coroutine resumes.

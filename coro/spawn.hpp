@@ -145,7 +145,7 @@ class SpawnRegistry {
     head_ = &p;
     // Feeding works on a stopped watcher and makes run() do an iteration
     // even when nothing else is active.
-    if (queue_.size() == 1) starter_->feed(TIMER);
+    if (queue_.size() == 1) starter_->feed(Event::Timer);
   }
 
   // A spawned task ended: free its frame (it is suspended at its final point).
@@ -177,7 +177,7 @@ class SpawnRegistry {
     } catch (...) {
       // A task ended with an exception: the loop reports it; start the rest
       // in the next run().
-      if (!queue_.empty()) starter_->feed(TIMER);
+      if (!queue_.empty()) starter_->feed(Event::Timer);
       throw;
     }
   }
@@ -246,7 +246,7 @@ void spawn(Loop& loop, Task<T> task) {
   registry.add(detail::detach(std::move(task)));
 }
 
-/// @brief Run the loop (ONCE at a time) until task is done, and return its
+/// @brief Run the loop (Run::Once at a time) until task is done, and return its
 /// result. The task starts here, inside sync_wait; other watchers and spawned
 /// tasks run meanwhile.
 /// @throws the task's exception; the exception of any callback or spawned task
@@ -259,7 +259,7 @@ T sync_wait(Loop& loop, Task<T> task) {
   auto h = detail::TaskAccess::handle(task);
   h.resume();
   while (!h.done()) {
-    if (!loop.run(ONCE) && !h.done() && loop.pending_count() == 0)
+    if (!loop.run(Run::Once) && !h.done() && loop.pending_count() == 0)
       throw std::logic_error(
           "evw::sync_wait: the task waits, but the loop has no active watcher left to resume it");
   }

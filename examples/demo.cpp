@@ -30,15 +30,15 @@ void scene_io(evw::Loop& loop) {
   int sv[2];
   ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
   int echoed = 0;
-  evw::Io reader(loop, sv[0], evw::READ, [&](evw::Io& w, int) {
+  evw::Io reader(loop, sv[0], evw::Event::Read, [&](evw::Io& w, int) {
     char buf[32];
     ssize_t n = ::read(w.fd(), buf, sizeof buf);
-    std::printf("  Io READ on fd %d: \"%.*s\"\n", w.fd(), static_cast<int>(n), buf);
+    std::printf("  Io Event::Read on fd %d: \"%.*s\"\n", w.fd(), static_cast<int>(n), buf);
     if (++echoed == 2) w.stop();
   });
   reader.start();
   (void)!::write(sv[1], "first", 5);
-  loop.run(evw::ONCE);
+  loop.run(evw::Run::Once);
   (void)!::write(sv[1], "second", 6);
   loop.run();
   ::close(sv[0]);
@@ -80,8 +80,8 @@ void scene_priority(evw::Loop& loop) {
   evw::Priority urgent(loop, server, [](evw::Priority& w, int revents) {
     char c = 0;
     ::recv(w.fd(), &c, 1, MSG_OOB);
-    std::printf("  Priority: EPOLLPRI on a TCP socket, urgent byte '%c' (revents PRI=%d)\n", c,
-                (revents & evw::PRI) != 0);
+    std::printf("  Priority: EPOLLPRI on a TCP socket, urgent byte '%c' (revents Event::Pri=%d)\n", c,
+                (revents & evw::Event::Pri) != 0);
     w.stop();
   });
   urgent.start();
@@ -96,8 +96,8 @@ void scene_priorities_and_errors(evw::Loop& loop) {
   std::vector<int> order;
   evw::Timer low(loop, 0s, 0s, [&](evw::Timer&, int) { order.push_back(-2); });
   evw::Timer high(loop, 0s, 0s, [&](evw::Timer&, int) { order.push_back(2); });
-  low.set_priority(evw::MINPRI);
-  high.set_priority(evw::MAXPRI);
+  low.set_priority(evw::min_priority);
+  high.set_priority(evw::max_priority);
   low.start();
   high.start();
   loop.run();
@@ -183,8 +183,8 @@ void scene_embed_cleanup(evw::Loop& loop) {
   int sv[2];
   ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
   {
-    evw::Loop inner(evw::BACKEND_EPOLL);
-    evw::Io io(inner, sv[0], evw::READ, [](evw::Io& w, int) {
+    evw::Loop inner(evw::Backend::Epoll);
+    evw::Io io(inner, sv[0], evw::Event::Read, [](evw::Io& w, int) {
       std::printf("  Embed: an Io of an embedded loop fired while only the outer loop runs\n");
       w.stop();
     });
@@ -195,7 +195,7 @@ void scene_embed_cleanup(evw::Loop& loop) {
     inner.add<evw::Cleanup>([](evw::Cleanup&, int) { std::printf("  Cleanup: the embedded loop says goodbye\n"); })
         .start();
     (void)!::write(sv[1], "x", 1);
-    while (io.is_active()) loop.run(evw::ONCE);
+    while (io.is_active()) loop.run(evw::Run::Once);
     embed.stop();
   }
   ::close(sv[0]);

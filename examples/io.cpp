@@ -50,18 +50,18 @@ int main(int argc, char** argv) {
     clients.erase(fd);  // destroys the running watcher: allowed
   };
 
-  evw::Io acceptor(loop, listener, evw::READ, [&](evw::Io& w, int) {
+  evw::Io acceptor(loop, listener, evw::Event::Read, [&](evw::Io& w, int) {
     int fd = ::accept4(w.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
     std::printf("client %d joined\n", fd);
-    auto& io = *(clients[fd] = std::make_unique<evw::Io>(loop, fd, evw::READ, echo));
+    auto& io = *(clients[fd] = std::make_unique<evw::Io>(loop, fd, evw::Event::Read, echo));
     io.start();
   });
   acceptor.start();
 
   auto quit = [&](evw::Signal& s, int) {
     std::printf("signal %d: closing %zu client(s)\n", s.signum(), clients.size());
-    loop.stop(evw::BREAK_ALL);
+    loop.stop(evw::Break::All);
   };
   evw::Signal sigint(loop, SIGINT, quit), sigterm(loop, SIGTERM, quit);
   sigint.start();

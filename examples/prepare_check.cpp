@@ -47,14 +47,14 @@ int main() {
   evw::Prepare prepare(loop, [&](evw::Prepare&, int) {
     const int ms = library.before_poll(fds);
     for (const pollfd& p : fds)  // (this library only ever asks for POLLIN)
-      ios.emplace_back(loop, p.fd, evw::READ, [](evw::Io&, int) {}).start();
+      ios.emplace_back(loop, p.fd, evw::Event::Read, [](evw::Io&, int) {}).start();
     timeout.set(ms / 1000.0, 0.0);
     timeout.start();
   });
   // Check: take the events (before the Io callbacks would run), stop it all, let the library work.
   evw::Check check(loop, [&](evw::Check& self, int) {
     for (size_t i = 0; i < ios.size(); ++i)
-      if (ios[i].clear_pending() & evw::READ) fds[i].revents = POLLIN;
+      if (ios[i].clear_pending() & evw::Event::Read) fds[i].revents = POLLIN;
     ios.clear();
     timeout.stop();
     if (library.after_poll(fds)) {

@@ -1,5 +1,5 @@
-// Minimal example of evw::Priority: TCP urgent data (MSG_OOB) arrives as PRI,
-// next to the ordinary READ stream on the same socket.
+// Minimal example of evw::Priority: TCP urgent data (MSG_OOB) arrives as Event::Pri,
+// next to the ordinary Event::Read stream on the same socket.
 #include <evw/evw.hpp>
 
 #include <arpa/inet.h>
@@ -27,16 +27,16 @@ int main() {
   int server = ::accept(listener, nullptr, nullptr);
 
   evw::Loop loop;
-  evw::Io reader(loop, server, evw::READ, [](evw::Io& w, int) {
+  evw::Io reader(loop, server, evw::Event::Read, [](evw::Io& w, int) {
     char buf[64];
     ssize_t n = ::recv(w.fd(), buf, sizeof buf, 0);
-    std::printf("READ: %.*s\n", static_cast<int>(n), buf);
+    std::printf("Event::Read: %.*s\n", static_cast<int>(n), buf);
   });
   int urgent_seen = 0;
   evw::Priority urgent(loop, server, [&](evw::Priority& w, int revents) {
     char c = 0;
     ::recv(w.fd(), &c, 1, MSG_OOB);  // reading the byte clears EPOLLPRI
-    std::printf("PRI:  urgent byte '%c' (revents 0x%x)\n", c, revents);
+    std::printf("Event::Pri:  urgent byte '%c' (revents 0x%x)\n", c, revents);
     ++urgent_seen;
   });
   reader.start();
@@ -50,7 +50,7 @@ int main() {
       ++step;
     } else {
       w.stop();
-      loop.stop(evw::BREAK_ALL);
+      loop.stop(evw::Break::All);
     }
   });
   sender.start();

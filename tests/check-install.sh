@@ -24,10 +24,10 @@ cat > "$tmp/consumer.cpp" <<'CPP'
 int main() {
   evw::Loop loop;
   int fired = 0;
-  evw::Timer t(loop, 0.001, 0.0, [&](evw::Timer&, int revents) { fired += revents == evw::TIMER; });
+  evw::Timer t(loop, 0.001, 0.0, [&](evw::Timer&, int revents) { fired += revents == evw::Event::Timer; });
   t.start();
   loop.run();
-  std::printf("consumer: timer fired %d time(s), evw %s\n", fired, evw::VERSION);
+  std::printf("consumer: timer fired %d time(s), evw %s\n", fired, evw::version);
   return fired == 1 ? 0 : 1;
 }
 CPP
@@ -37,7 +37,7 @@ export PKG_CONFIG_SYSROOT_DIR=$dest
 flags=$(pkg-config --cflags --libs evw)
 if g++ -std=c++20 "$tmp/consumer.cpp" -o "$tmp/shared" $flags >"$tmp/out" 2>&1 &&
    LD_LIBRARY_PATH=$dest$prefix/lib "$tmp/shared" >"$tmp/out" 2>&1 &&
-   readelf -d "$tmp/shared" | grep -q 'NEEDED.*libevw.so.0'; then
+   readelf -d "$tmp/shared" | grep -q 'NEEDED.*libevw.so.0.2'; then
   ok "consumer linked with pkg-config --libs evw (shared) runs"
 else bad "consumer linked with pkg-config --libs evw (shared)"; fi
 
@@ -66,7 +66,7 @@ if command -v cmake >/dev/null; then
 cmake_minimum_required(VERSION 3.16)
 project(consumer CXX)
 set(CMAKE_CXX_STANDARD 20)
-find_package(evw 0.1 REQUIRED)
+find_package(evw 0.2 REQUIRED)
 add_executable(consumer consumer.cpp)
 target_link_libraries(consumer PRIVATE evw::evw)
 CM

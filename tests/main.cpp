@@ -135,7 +135,7 @@ bool run_until(evw::Loop& loop, const std::function<bool()>& done, double second
   bool expired = false;
   evw::Timer guard(loop, seconds, 0.0, [&](evw::Timer&, int) { expired = true; });
   guard.start();
-  while (!done() && !expired) loop.run(evw::ONCE);
+  while (!done() && !expired) loop.run(evw::Run::Once);
   return done();
 }
 

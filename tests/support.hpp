@@ -61,7 +61,7 @@ class Loop;
 }
 
 namespace evw_test {
-/// Run loop iterations (ONCE) until done() or `seconds` pass; true if done().
+/// Run loop iterations (Run::Once) until done() or `seconds` pass; true if done().
 /// Bounded by a timer, so a missing event fails a test instead of hanging it.
 bool run_until(evw::Loop& loop, const std::function<bool()>& done, double seconds = 2.0);
 }  // namespace evw_test

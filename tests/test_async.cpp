@@ -32,10 +32,10 @@ TEST_CASE("Async send() from the loop's own thread calls back once") {
   async.send();
   async.send();  // coalesced with the first
   CHECK(async.async_pending());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
-  CHECK(last == evw::ASYNC);
-  loop.run(evw::NOWAIT);
+  CHECK(last == evw::Event::Async);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   async.stop();
 }
@@ -106,10 +106,10 @@ TEST_CASE("Async send() to a stopped watcher is delivered by its next start()") 
   int calls = 0;
   evw::Async async(loop, [&](evw::Async&, int) { ++calls; });
   async.send();
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 0);
   async.start();
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   async.stop();
 }
@@ -119,17 +119,17 @@ TEST_CASE("Async set_priority keeps a pending event and a send not yet seen") {
   int calls = 0;
   evw::Async async(loop, [&](evw::Async&, int) { ++calls; });
   async.start();
-  async.feed(evw::ASYNC);
+  async.feed(evw::Event::Async);
   async.set_priority(1);
   CHECK(async.is_pending());
   CHECK(async.is_active());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   async.send();
   async.set_priority(-1);  // stops and restarts the libev watcher
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 2);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 2);
   async.stop();
 }
@@ -144,7 +144,7 @@ TEST_CASE("Async priorities order its events among other watcher types") {
     a.start();
     t.start();
     a.send();
-    loop.run(evw::ONCE);
+    loop.run(evw::Run::Once);
     // libev turns the send into an event while dispatching the iteration's
     // expired timer (by feeding it): priorities still decide the order.
     CHECK(order == (pri > 0 ? std::vector<int>{0, 1} : std::vector<int>{1, 0}));
@@ -186,7 +186,7 @@ TEST_CASE("a loop-owned Async active when its loop is destroyed is destroyed wit
   std::weak_ptr<int> alive = token;
   auto& owned = loop->add<evw::Async>([token](evw::Async&, int) {});
   owned.start();
-  owned.feed(evw::ASYNC);  // active and pending
+  owned.feed(evw::Event::Async);  // active and pending
   token.reset();
   REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
   loop.reset();

@@ -22,11 +22,11 @@ TEST_CASE("Check runs after higher-priority events and before those of its own p
   evw::Loop loop;
   std::vector<std::string> log;
   int last = 0;
-  evw::Io high(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io high(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     log.push_back("io1");
     w.stop();
   });
-  evw::Io same(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io same(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     log.push_back("io0");
     w.stop();
   });
@@ -39,8 +39,8 @@ TEST_CASE("Check runs after higher-priority events and before those of its own p
   high.start();
   same.start();
   check.start();
-  loop.run(evw::ONCE);
-  CHECK(last == evw::CHECK);
+  loop.run(evw::Run::Once);
+  CHECK(last == evw::Event::Check);
   CHECK(log == std::vector<std::string>{"io1", "check", "io0"});
 }
 
@@ -53,7 +53,7 @@ TEST_CASE("Prepare and Check hand a poll()-style library its events via clear_pe
   std::unique_ptr<evw::Io> io;
   int io_callbacks = 0, library_saw = 0;
   evw::Prepare prepare(loop, [&](evw::Prepare&, int) {
-    io = std::make_unique<evw::Io>(loop, a.get(), evw::READ, [&](evw::Io&, int) { ++io_callbacks; });
+    io = std::make_unique<evw::Io>(loop, a.get(), evw::Event::Read, [&](evw::Io&, int) { ++io_callbacks; });
     io->start();
   });
   evw::Check check(loop, [&](evw::Check&, int) {
@@ -65,7 +65,7 @@ TEST_CASE("Prepare and Check hand a poll()-style library its events via clear_pe
   check.start();
   REQUIRE(::send(b.get(), "x", 1, 0) == 1);
   CHECK(evw_test::run_until(loop, [&] { return library_saw != 0; }));
-  CHECK(library_saw == evw::READ);
+  CHECK(library_saw == evw::Event::Read);
   CHECK(io_callbacks == 0);
   prepare.stop();
   check.stop();
@@ -79,12 +79,12 @@ TEST_CASE("Check set_priority on a pending check delivers it once") {
     w.stop();
   });
   check.start();
-  check.feed(evw::CHECK);
+  check.feed(evw::Event::Check);
   check.set_priority(-2);
   CHECK(check.is_pending());
   CHECK(check.is_active());
   CHECK(check.priority() == -2);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   CHECK_FALSE(check.is_active());
 }
@@ -95,9 +95,9 @@ TEST_CASE("Check priorities order its events among other watcher types") {
   evw::Check c(loop, [&](evw::Check&, int) { order.push_back(0); });
   evw::Timer t(loop, 10.0, 0.0, [&](evw::Timer&, int) { order.push_back(1); });
   c.set_priority(1);
-  t.feed(evw::TIMER);
-  c.feed(evw::CHECK);
-  loop.run(evw::NOWAIT);
+  t.feed(evw::Event::Timer);
+  c.feed(evw::Event::Check);
+  loop.run(evw::Run::NoWait);
   CHECK(order == std::vector<int>{0, 1});
 }
 
@@ -111,12 +111,12 @@ TEST_CASE("Check user data and destruction inside its own callback") {
   });
   self->data() = 4;
   self->start();
-  CHECK_FALSE(loop.run(evw::NOWAIT));  // a lone Check would block: nothing wakes the loop
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // a lone Check would block: nothing wakes the loop
   CHECK(seen == 4);
   CHECK(loop.watcher_count() == 0);
   auto& owned = loop.add<evw::Check>([](evw::Check& w, int) { w.loop().remove(w); });
   owned.start();
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
   CHECK(loop.watcher_count() == 0);
 }
 
@@ -124,7 +124,7 @@ TEST_CASE("a Check whose loop is destroyed while active becomes detached") {
   auto loop = std::make_unique<evw::Loop>();
   evw::Check check(*loop, [](evw::Check&, int) {});
   check.start();
-  check.feed(evw::CHECK);
+  check.feed(evw::Event::Check);
   loop.reset();
   CHECK_FALSE(check.is_attached());
   CHECK_FALSE(check.is_active());
@@ -138,7 +138,7 @@ TEST_CASE("a loop-owned Check active when its loop is destroyed is destroyed wit
   std::weak_ptr<int> alive = token;
   auto& owned = loop->add<evw::Check>([token](evw::Check&, int) {});
   owned.start();
-  owned.feed(evw::CHECK);  // active and pending
+  owned.feed(evw::Event::Check);  // active and pending
   token.reset();
   REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
   loop.reset();

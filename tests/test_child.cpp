@@ -1,5 +1,5 @@
 // Child: real forked children (exit status, any pid, traced stops and
-// continues), default loop only, fixed MAXPRI priority, set on active/pending
+// continues), default loop only, fixed max_priority priority, set on active/pending
 // watchers, destruction in callbacks, bad input.
 #include <evw/watchers/child.hpp>
 #include <evw/core/loop.hpp>
@@ -66,7 +66,7 @@ TEST_CASE("Child reports the exit status of a specific child process") {
   child.start();
   kid.release();
   CHECK(run_until(loop, [&] { return calls == 1; }, 5.0));
-  CHECK(last == evw::CHILD);
+  CHECK(last == evw::Event::Child);
   CHECK(child.rpid() == kid.pid);
   REQUIRE(WIFEXITED(child.rstatus()));
   CHECK(WEXITSTATUS(child.rstatus()) == 7);
@@ -106,7 +106,7 @@ TEST_CASE("Child with pid 0 sees any child; with trace also stops and continues"
   CHECK(untraced == 1);  // without trace only the exit
 }
 
-TEST_CASE("Child rejects other loops, negative pids and priorities other than MAXPRI") {
+TEST_CASE("Child rejects other loops, negative pids and priorities other than max_priority") {
   evw::Loop other;
   auto cb = [](evw::Child&, int) {};
   CHECK_THROWS_AS(evw::Child(other, 0, cb), std::logic_error);
@@ -115,13 +115,13 @@ TEST_CASE("Child rejects other loops, negative pids and priorities other than MA
   CHECK_THROWS_AS(evw::Child(loop, -1, cb), std::invalid_argument);
   CHECK_THROWS_AS(evw::Child(loop, 1, nullptr), std::invalid_argument);
   evw::Child child(loop, 1, cb);
-  CHECK(child.priority() == evw::MAXPRI);
+  CHECK(child.priority() == evw::max_priority);
   CHECK_THROWS_AS(child.set(-5), std::invalid_argument);
   CHECK(child.pid() == 1);
   CHECK_THROWS_AS(child.set_priority(0), std::invalid_argument);
   CHECK_THROWS_AS(child.set_priority(7), std::out_of_range);
-  child.set_priority(evw::MAXPRI);
-  CHECK(child.priority() == evw::MAXPRI);
+  child.set_priority(evw::max_priority);
+  CHECK(child.priority() == evw::max_priority);
   evw::detail::WatcherBase& base = child;  // the rule holds through the base too
   CHECK_THROWS_AS(base.set_priority(-1), std::invalid_argument);
 }
@@ -131,15 +131,15 @@ TEST_CASE("Child set() on an active, pending watcher delivers the event once") {
   int calls = 0;
   evw::Child child(loop, 123456, [&](evw::Child&, int) { ++calls; });
   child.start();
-  child.feed(evw::CHILD);
+  child.feed(evw::Event::Child);
   child.set(654321, true);
   CHECK(child.is_pending());
   CHECK(child.is_active());
   CHECK(child.pid() == 654321);
   CHECK(child.trace());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   child.stop();
 }
@@ -149,10 +149,10 @@ TEST_CASE("Child events run before events of lower priority of other watcher typ
   std::vector<int> order;
   evw::Timer t(loop, 10.0, 0.0, [&](evw::Timer&, int) { order.push_back(1); });
   evw::Child c(loop, 0, [&](evw::Child&, int) { order.push_back(0); });
-  t.set_priority(evw::MAXPRI - 1);
-  t.feed(evw::TIMER);
-  c.feed(evw::CHILD);
-  loop.run(evw::NOWAIT);
+  t.set_priority(evw::max_priority - 1);
+  t.feed(evw::Event::Timer);
+  c.feed(evw::Event::Child);
+  loop.run(evw::Run::NoWait);
   CHECK(order == std::vector<int>{0, 1});
 }
 

@@ -34,7 +34,7 @@ TEST_CASE("Cleanup runs while its loop is destroyed, after the other watchers st
   timer.start();
   loop.reset();
   CHECK(calls == 1);
-  CHECK(last == evw::CLEANUP);
+  CHECK(last == evw::Event::Cleanup);
   CHECK_FALSE(timer_attached);
   CHECK_FALSE(cleanup.is_attached());
   CHECK_FALSE(cleanup.is_active());
@@ -97,7 +97,7 @@ TEST_CASE("a fed Cleanup event is an ordinary event: its exception comes out of 
     if (++calls == 1) throw std::logic_error("fed");
   });
   c.start();
-  c.feed(evw::CLEANUP);
+  c.feed(evw::Event::Cleanup);
   CHECK_THROWS_AS(loop.run(), std::logic_error);
   CHECK(calls == 1);
   c.stop();
@@ -108,11 +108,11 @@ TEST_CASE("Cleanup set_priority on a pending cleanup delivers it once") {
   int calls = 0;
   evw::Cleanup c(loop, [&](evw::Cleanup&, int) { ++calls; });
   c.start();
-  c.feed(evw::CLEANUP);
+  c.feed(evw::Event::Cleanup);
   c.set_priority(-1);
   CHECK(c.is_pending());
   CHECK(c.is_active());
-  CHECK_FALSE(loop.run(evw::NOWAIT));  // still not counted as keeping the loop alive
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // still not counted as keeping the loop alive
   CHECK(calls == 1);
   c.stop();
 }
@@ -123,9 +123,9 @@ TEST_CASE("Cleanup priorities order its events among other watcher types") {
   evw::Cleanup c(loop, [&](evw::Cleanup&, int) { order.push_back(0); });
   evw::Timer t(loop, 10.0, 0.0, [&](evw::Timer&, int) { order.push_back(1); });
   c.set_priority(2);
-  t.feed(evw::TIMER);
-  c.feed(evw::CLEANUP);
-  loop.run(evw::NOWAIT);
+  t.feed(evw::Event::Timer);
+  c.feed(evw::Event::Cleanup);
+  loop.run(evw::Run::NoWait);
   CHECK(order == std::vector<int>{0, 1});
 }
 
@@ -155,7 +155,7 @@ TEST_CASE("Cleanup set_priority while active keeps it active: it runs once at ~L
   c.set_priority(2);
   CHECK(c.is_active());
   CHECK_FALSE(c.is_pending());
-  CHECK_FALSE(loop->run(evw::NOWAIT));
+  CHECK_FALSE(loop->run(evw::Run::NoWait));
   CHECK(calls == 0);
   loop.reset();
   CHECK(calls == 1);
@@ -170,8 +170,8 @@ TEST_CASE("a Cleanup stopping itself inside its callback is safe, at a fed event
     w.stop();
   });
   c.start();
-  c.feed(evw::CLEANUP);
-  loop->run(evw::NOWAIT);
+  c.feed(evw::Event::Cleanup);
+  loop->run(evw::Run::NoWait);
   CHECK(fed == 1);
   CHECK_FALSE(c.is_active());
   evw::Cleanup d(*loop, [&](evw::Cleanup& w, int) {

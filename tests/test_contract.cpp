@@ -26,27 +26,27 @@ TEST_CASE("contract: Loop, Io, Timer, Signal, Priority and loop-owned watchers a
   auto [c, d] = evw_test::socket_pair();
   const int fd = a.get(), fd2 = c.get();
   int io_calls = 0;
-  evw::Io io(loop, fd, evw::READ, [&](evw::Io& w, int revents) {
+  evw::Io io(loop, fd, evw::Event::Read, [&](evw::Io& w, int revents) {
     ++io_calls;
     CHECK(&w.loop() == &loop);
-    CHECK((revents & (evw::READ | evw::WRITE)) != 0);
+    CHECK((revents & (evw::Event::Read | evw::Event::Write)) != 0);
   });
   CHECK_FALSE(io.is_active());  // constructed stopped
   io.start();
   CHECK(io.is_active());
-  io.set(fd2, evw::READ | evw::WRITE);  // while active
+  io.set(fd2, evw::Event::Read | evw::Event::Write);  // while active
   CHECK(io.fd() == fd2);
-  CHECK(io.events() == (evw::READ | evw::WRITE));
+  CHECK(io.events() == (evw::Event::Read | evw::Event::Write));
   io.set_priority(2);
   CHECK(io.priority() == 2);
-  CHECK_THROWS_AS(io.set_priority(evw::MAXPRI + 1), std::out_of_range);
+  CHECK_THROWS_AS(io.set_priority(evw::max_priority + 1), std::out_of_range);
   io.data() = 42;
   CHECK(std::any_cast<int>(io.data()) == 42);
-  io.feed(evw::READ);
+  io.feed(evw::Event::Read);
   CHECK(io.is_pending());
   io.set_priority(1);  // while pending: the event stays
   CHECK(io.is_pending());
-  CHECK(loop.run(evw::NOWAIT));
+  CHECK(loop.run(evw::Run::NoWait));
   CHECK(io_calls >= 1);
   io.stop();
   CHECK_FALSE(io.is_active());
@@ -85,7 +85,7 @@ TEST_CASE("contract: Loop, Io, Timer, Signal, Priority and loop-owned watchers a
   evw::Timer stopper(loop, 0.0, 0.0, [&](evw::Timer&, int) { loop.stop(); });
   stopper.start();
   loop.run();
-  loop.stop(evw::BREAK_ALL);
+  loop.stop(evw::Break::All);
   CHECK(loop.now() > 0.0);
   loop.update_now();
   CHECK(loop.iteration() > 0);

@@ -75,7 +75,7 @@ evw::Task<int> sleep_then(evw::Loop& loop, evw::Seconds delay, int value) {
 // The loop is back where it was: no watcher left from the coroutines.
 void check_clean(evw::Loop& loop, std::size_t watchers_before) {
   CHECK(loop.watcher_count() == watchers_before);
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
 }
 
 }  // namespace
@@ -192,7 +192,7 @@ TEST_CASE("coro: readable, writable, sleep and signal return revents and stop th
     CHECK(loop.now() - before >= 0.019);
     co_return got;
   };
-  CHECK(evw::sync_wait(loop, body()) == std::vector<int>{evw::WRITE, evw::READ, evw::TIMER});
+  CHECK(evw::sync_wait(loop, body()) == std::vector<int>{evw::Event::Write, evw::Event::Read, evw::Event::Timer});
   check_clean(loop, base + 1);  // + the writer timer, stopped
 
   struct sigaction old {};
@@ -203,7 +203,7 @@ TEST_CASE("coro: readable, writable, sleep and signal return revents and stop th
   raiser.start();
   CHECK(evw::sync_wait(loop, [&]() -> evw::Task<int> {
           co_return co_await evw::signal(loop, SIGUSR1);
-        }()) == evw::SIGNAL);
+        }()) == evw::Event::Signal);
   struct sigaction now {};
   ::sigaction(SIGUSR1, nullptr, &now);
   CHECK((now.sa_handler == SIG_IGN));  // the disposition evw found is back
@@ -222,8 +222,8 @@ TEST_CASE("coro: urgent() wakes on TCP urgent data (EPOLLPRI) over loopback") {
     CHECK(::recv(server.get(), &c, 1, MSG_OOB) == 1);
     co_return std::pair{revents, c};
   };
-  CHECK(evw::sync_wait(loop, body()) == std::pair{evw::PRI, 'u'});
-  CHECK_FALSE(loop.run(evw::NOWAIT));  // the EPOLLPRI backend's watcher stopped too
+  CHECK(evw::sync_wait(loop, body()) == std::pair{evw::Event::Pri, 'u'});
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // the EPOLLPRI backend's watcher stopped too
 }
 
 TEST_CASE("coro: watcher errors come out of co_await as the watchers throw them") {
@@ -261,7 +261,7 @@ TEST_CASE("coro: Watch<W> awaits one watcher again and again, keeps an unawaited
   evw::Loop loop;
   auto sockets = evw_test::socket_pair();
   Fd &a = sockets.first, &b = sockets.second;
-  evw::Watch<evw::Io> input(loop, a.get(), evw::READ);
+  evw::Watch<evw::Io> input(loop, a.get(), evw::Event::Read);
   int step = 0;
   evw::Timer feeder(loop, 0.002, 0.002, [&](evw::Timer& t, int) {
     put(b.get());
@@ -271,7 +271,7 @@ TEST_CASE("coro: Watch<W> awaits one watcher again and again, keeps an unawaited
   auto reader = [&]() -> evw::Task<int> {
     int got = 0;
     while (got < 3) {
-      CHECK(co_await input.next() == evw::READ);
+      CHECK(co_await input.next() == evw::Event::Read);
       CHECK(input->is_active());  // stays started between awaits: no start/stop per event
       char c;
       while (::read(a.get(), &c, 1) == 1) ++got;
@@ -282,10 +282,10 @@ TEST_CASE("coro: Watch<W> awaits one watcher again and again, keeps an unawaited
 
   // An event while nobody awaits stops the watcher (no spinning) and is kept.
   put(b.get());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK_FALSE(input->is_active());
   auto late = [&]() -> evw::Task<int> { co_return co_await input.next(); };
-  CHECK(evw::sync_wait(loop, late()) == evw::READ);  // at once, from what was kept
+  CHECK(evw::sync_wait(loop, late()) == evw::Event::Read);  // at once, from what was kept
   char drained;
   while (::read(a.get(), &drained, 1) == 1) {}
 
@@ -298,7 +298,7 @@ TEST_CASE("coro: Watch<W> awaits one watcher again and again, keeps an unawaited
   auto both = evw::when_all(waiter(), second());
   CHECK_THROWS_AS(evw::sync_wait(loop, std::move(both)), std::logic_error);
   CHECK_FALSE(input->is_active());
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
 }
 
 TEST_CASE("coro: Watch<Gpio> awaits edges from gpio-sim, also one that came in between") {
@@ -318,7 +318,7 @@ TEST_CASE("coro: Watch<Gpio> awaits edges from gpio-sim, also one that came in b
     CHECK(button->is_active());
     sim->set_input(line, 0);  // while nobody awaits: reported by the next await
     auto late = co_await evw::with_timeout(loop, 1s, button.next());
-    CHECK(late == evw::PRI);
+    CHECK(late == evw::Event::Pri);
     levels.push_back(button->value());
     // A cancelled wait gives the line back stopped.
     CHECK_FALSE(co_await evw::with_timeout(loop, 5ms, button.next()));
@@ -351,7 +351,7 @@ TEST_CASE("coro: spawn starts the task in the loop, not in spawn, and frees it a
   CHECK(order == std::vector<int>{1, 2, 3, 12, 13, 11});  // started in spawn order
   CHECK(frames == 0);
   CHECK(loop.watcher_count() == 1);
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
 }
 
 TEST_CASE("coro: an exception from a spawned task comes out of run(), the others go on") {
@@ -422,7 +422,7 @@ TEST_CASE("coro: when_all gives every result in order, of tasks and awaitables a
         sleep_then(loop, 0.001, 2), evw::readable(loop, a.get()));
     CHECK(x == 1);
     CHECK(y == 2);
-    CHECK(r == evw::READ);
+    CHECK(r == evw::Event::Read);
     static_assert(std::is_same_v<decltype(nothing), std::monostate>);
     auto empty = co_await evw::when_all();
     static_assert(std::is_same_v<decltype(empty), std::tuple<>>);
@@ -505,7 +505,7 @@ TEST_CASE("coro: with_timeout reports which finished") {
     CHECK_FALSE(r.has_value());  // nothing to read: timed out
     put(b.get());
     r = co_await evw::with_timeout(loop, 1s, evw::readable(loop, a.get()));
-    CHECK(r == evw::READ);
+    CHECK(r == evw::Event::Read);
     std::optional<int> v = co_await evw::with_timeout(loop, 1s, sleep_then(loop, 0.001, 9));
     CHECK(v == 9);
     bool finished = co_await evw::with_timeout(loop, 2ms, quiet());
@@ -522,7 +522,7 @@ TEST_CASE("coro: with_timeout reports which finished") {
 namespace {
 
 // Runs `victim` until it is suspended at its await, then throws from a
-// callback (priority MAXPRI, so it runs first when the victim's event is
+// callback (priority max_priority, so it runs first when the victim's event is
 // ready in the same iteration): sync_wait rethrows and destroys the suspended
 // task. `trigger` makes the victim's event happen before that.
 template <class Victim, class Trigger>
@@ -539,15 +539,15 @@ void cancel_while_suspended(evw::Loop& loop, Victim victim, Trigger trigger, dou
     trigger();
     throw Boom();
   });
-  boom.set_priority(evw::MAXPRI);
+  boom.set_priority(evw::max_priority);
   boom.start();
   CHECK_THROWS_AS(evw::sync_wait(loop, task()), Boom);
   CHECK(frames == 0);
   CHECK(loop.watcher_count() == base + 1);  // only `boom` is left
   // Whatever was ready never reaches the destroyed task.
-  for (int i = 0; i < 5; ++i) loop.run(evw::NOWAIT);
+  for (int i = 0; i < 5; ++i) loop.run(evw::Run::NoWait);
   CHECK_FALSE(resumed);
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
 }
 
 }  // namespace
@@ -575,7 +575,7 @@ TEST_CASE("coro: cancelling a task suspended on urgent (loopback TCP MSG_OOB)") 
         urgent_byte(client.get());
         settle();
       });
-  CHECK_FALSE(loop.run(evw::NOWAIT));  // the EPOLLPRI backend let go of the fd
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // the EPOLLPRI backend let go of the fd
 }
 
 TEST_CASE("coro: cancelling a task suspended on sleep") {
@@ -726,7 +726,7 @@ TEST_CASE("coro: destroying the loop frees suspended spawned tasks and resumes n
       evw::spawn(l, nested());
       evw::spawn(l, timed());
     }
-    for (int i = 0; i < 3; ++i) l.run(evw::NOWAIT);
+    for (int i = 0; i < 3; ++i) l.run(evw::Run::NoWait);
     CHECK(frames == 12);
     evw::spawn(l, never_started());  // queued, never run
     put(b.get());                     // ready, not yet delivered

@@ -75,7 +75,7 @@ TEST_CASE("coro: gpio.edge() on a plain Gpio (gpio-sim): callback first, state r
       auto [revents, pressed] =
           co_await evw::when_all(button.edge(), later(loop, 0.002, [&, level] { sim->set_input(line, level); }));
       (void)pressed;
-      CHECK(revents == evw::PRI);
+      CHECK(revents == evw::Event::Pri);
       CHECK(seen_by_callback.size() == levels.size() + 1);  // the callback ran first
       levels.push_back(button.value());
       CHECK_FALSE(button.is_active());  // stopped again, as it was
@@ -95,7 +95,7 @@ TEST_CASE("coro: gpio.edge() on a plain Gpio (gpio-sim): callback first, state r
     (void)pressed;
     co_return revents;
   };
-  CHECK(evw::sync_wait(loop, once()) == evw::PRI);
+  CHECK(evw::sync_wait(loop, once()) == evw::Event::Pri);
   CHECK(button.is_active());
   CHECK(seen_by_callback == std::vector<int>{1, 0, 1, 0, 1});
   button.stop();
@@ -125,7 +125,7 @@ TEST_CASE("coro: gpio.edge() cancelled at its suspension point leaves the Gpio a
     sim->set_input(line, 1);
     throw std::runtime_error("boom");
   });
-  boom.set_priority(evw::MAXPRI);
+  boom.set_priority(evw::max_priority);
   boom.start();
   CHECK_THROWS_AS(evw::sync_wait(loop, waiting()), std::runtime_error);
   CHECK_FALSE(button.is_active());
@@ -136,7 +136,7 @@ TEST_CASE("coro: gpio.edge() cancelled at its suspension point leaves the Gpio a
   sim->set_input(line, 0);
   CHECK(evw_test::run_until(loop, [&] { return calls == 2; }));
   button.stop();
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
 }
 
 TEST_CASE("coro: gpio.edge() on a GpioLine fed through a pipe, cancellation and a second waiter") {
@@ -155,7 +155,7 @@ TEST_CASE("coro: gpio.edge() on a GpioLine fed through a pipe, cancellation and 
       auto [revents, fed] =
           co_await evw::when_all(line.edge(), later(loop, 0.001, [&, n] { put(in, record(evw::Edge::Rising, n)); }));
       (void)fed;
-      CHECK(revents == evw::READ);
+      CHECK(revents == evw::Event::Read);
       for (const evw::GpioEvent& e : line.last_events()) got.push_back(e.line_seqno);
     }
     co_return got;
@@ -183,7 +183,7 @@ TEST_CASE("coro: gpio.edge() on a GpioLine fed through a pipe, cancellation and 
     put(in, record(evw::Edge::Falling, 3));
     throw std::runtime_error("boom");
   });
-  boom.set_priority(evw::MAXPRI);
+  boom.set_priority(evw::max_priority);
   boom.start();
   CHECK_THROWS_AS(evw::sync_wait(loop, waiting()), std::runtime_error);
   CHECK_FALSE(line.is_active());
@@ -192,7 +192,7 @@ TEST_CASE("coro: gpio.edge() on a GpioLine fed through a pipe, cancellation and 
   CHECK(seqnos == std::vector<std::uint32_t>{1, 2, 3});
   CHECK_FALSE(resumed);
   line.stop();
-  CHECK(loop.run(evw::NOWAIT) == false);
+  CHECK(loop.run(evw::Run::NoWait) == false);
 }
 
 TEST_CASE("coro: gpio.edge() whose watcher is destroyed during the wait: never resumed, cancelled safely") {
@@ -216,5 +216,5 @@ TEST_CASE("coro: gpio.edge() whose watcher is destroyed during the wait: never r
   CHECK_FALSE(resumed);
   CHECK(calls == 0);
   CHECK(loop.watcher_count() == 1);  // boom
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
 }

@@ -37,10 +37,10 @@ void drain(int fd) {
 
 TEST_CASE("an Io on an embedded epoll loop fires while only the outer loop runs") {
   auto [a, b] = evw_test::socket_pair();
-  evw::Loop outer(evw::BACKEND_POLL);  // any backend may embed
-  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Loop outer(evw::Backend::Poll);  // any backend may embed
+  evw::Loop inner(evw::Backend::Epoll);
   int reads = 0;
-  evw::Io io(inner, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(inner, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     drain(w.fd());
     ++reads;
   });
@@ -49,22 +49,22 @@ TEST_CASE("an Io on an embedded epoll loop fires while only the outer loop runs"
   CHECK(embed.other_exists());
   io.start();
   embed.start();
-  outer.run(evw::NOWAIT);
+  outer.run(evw::Run::NoWait);
   REQUIRE(::send(b.get(), "x", 1, 0) == 1);
   CHECK(run_until(outer, [&] { return reads == 1; }));
   REQUIRE(::send(b.get(), "y", 1, 0) == 1);
   CHECK(run_until(outer, [&] { return reads == 2; }));
   io.stop();
   embed.stop();
-  CHECK_FALSE(outer.run(evw::NOWAIT));
+  CHECK_FALSE(outer.run(evw::Run::NoWait));
 }
 
-TEST_CASE("Embed with its own callback: revents EMBED, sweep() runs the inner loop") {
+TEST_CASE("Embed with its own callback: revents Event::Embed, sweep() runs the inner loop") {
   auto [a, b] = evw_test::socket_pair();
   evw::Loop outer;
-  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Loop inner(evw::Backend::Epoll);
   int reads = 0, embeds = 0, last = 0;
-  evw::Io io(inner, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(inner, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     drain(w.fd());
     ++reads;
   });
@@ -75,11 +75,11 @@ TEST_CASE("Embed with its own callback: revents EMBED, sweep() runs the inner lo
   });
   io.start();
   embed.start();
-  outer.run(evw::NOWAIT);
+  outer.run(evw::Run::NoWait);
   REQUIRE(::send(b.get(), "x", 1, 0) == 1);
   CHECK(run_until(outer, [&] { return reads == 1; }));
   CHECK(embeds >= 1);
-  CHECK(last == evw::EMBED);
+  CHECK(last == evw::Event::Embed);
   // sweep() by hand runs what is due in the inner loop
   int due = 0;
   evw::Timer timer(inner, 0.0, 0.0, [&](evw::Timer&, int) { ++due; });
@@ -93,15 +93,15 @@ TEST_CASE("Embed with its own callback: revents EMBED, sweep() runs the inner lo
 TEST_CASE("an exception from a callback of the embedded loop comes out of the outer run()") {
   auto [a, b] = evw_test::socket_pair();
   evw::Loop outer;
-  evw::Loop inner(evw::BACKEND_EPOLL);
-  evw::Io io(inner, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Loop inner(evw::Backend::Epoll);
+  evw::Io io(inner, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     drain(w.fd());
     throw Boom("inner");
   });
   evw::Embed embed(outer, inner);
   io.start();
   embed.start();
-  outer.run(evw::NOWAIT);
+  outer.run(evw::Run::NoWait);
   REQUIRE(::send(b.get(), "x", 1, 0) == 1);
   CHECK_THROWS_AS(outer.run(), Boom);
   CHECK(outer.depth() == 0);
@@ -117,13 +117,13 @@ TEST_CASE("Embed refuses itself, non-embeddable backends and circles") {
   evw::Loop outer;
   auto cb = [](evw::Embed&, int) {};
   CHECK_THROWS_AS(evw::Embed(outer, outer, cb), std::invalid_argument);
-  evw::Loop polling(evw::BACKEND_POLL);
+  evw::Loop polling(evw::Backend::Poll);
   CHECK_THROWS_WITH_AS(evw::Embed(outer, polling, cb), doctest::Contains("poll"),
                        std::invalid_argument);
   CHECK(outer.watcher_count() == 0);
   CHECK(polling.watcher_count() == 0);
 
-  evw::Loop a(evw::BACKEND_EPOLL), b(evw::BACKEND_EPOLL), c(evw::BACKEND_EPOLL);
+  evw::Loop a(evw::Backend::Epoll), b(evw::Backend::Epoll), c(evw::Backend::Epoll);
   evw::Embed a_in_b(b, a), b_in_c(c, b), c_in_a(a, c);
   a_in_b.start();
   b_in_c.start();
@@ -140,11 +140,11 @@ TEST_CASE("Embed refuses itself, non-embeddable backends and circles") {
 
 TEST_CASE("destroying the embedded loop first stops the Embed; start() then throws") {
   evw::Loop outer;
-  auto inner = std::make_unique<evw::Loop>(evw::BACKEND_EPOLL);
+  auto inner = std::make_unique<evw::Loop>(evw::Backend::Epoll);
   evw::Embed embed(outer, *inner);
   CHECK(inner->watcher_count() == 1);  // the Embed's guard
   embed.start();
-  embed.feed(evw::EMBED);
+  embed.feed(evw::Event::Embed);
   inner.reset();
   CHECK(embed.is_attached());
   CHECK_FALSE(embed.is_active());
@@ -153,9 +153,9 @@ TEST_CASE("destroying the embedded loop first stops the Embed; start() then thro
   CHECK_THROWS_AS(embed.start(), std::logic_error);
   CHECK_THROWS_AS(embed.other(), std::logic_error);
   CHECK_THROWS_AS(embed.sweep(), std::logic_error);
-  CHECK_FALSE(outer.run(evw::NOWAIT));
+  CHECK_FALSE(outer.run(evw::Run::NoWait));
   // it can be pointed at a live loop again
-  evw::Loop again(evw::BACKEND_EPOLL);
+  evw::Loop again(evw::Backend::Epoll);
   embed.set(again);
   embed.start();
   CHECK(embed.is_active());
@@ -163,7 +163,7 @@ TEST_CASE("destroying the embedded loop first stops the Embed; start() then thro
 }
 
 TEST_CASE("destroying the outer loop first detaches the Embed; the inner loop goes on") {
-  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Loop inner(evw::Backend::Epoll);
   auto outer = std::make_unique<evw::Loop>();
   auto embed = std::make_unique<evw::Embed>(*outer, inner);
   embed->start();
@@ -182,11 +182,11 @@ TEST_CASE("destroying the outer loop first detaches the Embed; the inner loop go
 
 TEST_CASE("Embed set() and set_priority() on a pending watcher deliver the event once") {
   evw::Loop outer;
-  evw::Loop one(evw::BACKEND_EPOLL), two(evw::BACKEND_EPOLL);
+  evw::Loop one(evw::Backend::Epoll), two(evw::Backend::Epoll);
   int calls = 0;
   evw::Embed embed(outer, one, [&](evw::Embed&, int) { ++calls; });
   embed.start();
-  embed.feed(evw::EMBED);
+  embed.feed(evw::Event::Embed);
   embed.set(two);
   CHECK(embed.is_pending());
   CHECK(embed.is_active());
@@ -195,31 +195,31 @@ TEST_CASE("Embed set() and set_priority() on a pending watcher deliver the event
   CHECK(two.watcher_count() == 1);
   embed.set_priority(-2);
   CHECK(embed.is_pending());
-  outer.run(evw::NOWAIT);
+  outer.run(evw::Run::NoWait);
   CHECK(calls == 1);
-  outer.run(evw::NOWAIT);
+  outer.run(evw::Run::NoWait);
   CHECK(calls == 1);
   embed.stop();
 }
 
 TEST_CASE("Embed priorities order its events among other watcher types") {
   evw::Loop outer;
-  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Loop inner(evw::Backend::Epoll);
   std::vector<int> order;
   evw::Embed e(outer, inner, [&](evw::Embed&, int) { order.push_back(0); });
   evw::Timer t(outer, 10.0, 0.0, [&](evw::Timer&, int) { order.push_back(1); });
   t.set_priority(2);
-  e.feed(evw::EMBED);
-  t.feed(evw::TIMER);
-  outer.run(evw::NOWAIT);
+  e.feed(evw::Event::Embed);
+  t.feed(evw::Event::Timer);
+  outer.run(evw::Run::NoWait);
   CHECK(order == std::vector<int>{1, 0});
 }
 
 TEST_CASE("Embed user data and destruction inside its own callback") {
   auto [a, b] = evw_test::socket_pair();
   evw::Loop outer;
-  evw::Loop inner(evw::BACKEND_EPOLL);
-  evw::Io io(inner, a.get(), evw::READ, [](evw::Io& w, int) { drain(w.fd()); });
+  evw::Loop inner(evw::Backend::Epoll);
+  evw::Io io(inner, a.get(), evw::Event::Read, [](evw::Io& w, int) { drain(w.fd()); });
   int seen = 0;
   std::unique_ptr<evw::Embed> self;
   self = std::make_unique<evw::Embed>(outer, inner, [&](evw::Embed& w, int) {
@@ -230,7 +230,7 @@ TEST_CASE("Embed user data and destruction inside its own callback") {
   self->data() = 2;
   io.start();
   self->start();
-  outer.run(evw::NOWAIT);
+  outer.run(evw::Run::NoWait);
   REQUIRE(::send(b.get(), "x", 1, 0) == 1);
   CHECK(run_until(outer, [&] { return self == nullptr; }));
   CHECK(seen == 2);
@@ -243,13 +243,13 @@ TEST_CASE("Embed set() while active embeds the new loop, not the old one") {
   auto [a, b] = evw_test::socket_pair();
   auto [c, d] = evw_test::socket_pair();
   evw::Loop outer;
-  evw::Loop one(evw::BACKEND_EPOLL), two(evw::BACKEND_EPOLL);
+  evw::Loop one(evw::Backend::Epoll), two(evw::Backend::Epoll);
   int in_one = 0, in_two = 0;
-  evw::Io io1(one, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io1(one, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     drain(w.fd());
     ++in_one;
   });
-  evw::Io io2(two, c.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io2(two, c.get(), evw::Event::Read, [&](evw::Io& w, int) {
     drain(w.fd());
     ++in_two;
   });
@@ -257,15 +257,15 @@ TEST_CASE("Embed set() while active embeds the new loop, not the old one") {
   io2.start();
   evw::Embed embed(outer, one);  // sweeps by itself
   embed.start();
-  outer.run(evw::NOWAIT);
+  outer.run(evw::Run::NoWait);
   embed.set(two);
   CHECK(embed.is_active());
   CHECK(&embed.other() == &two);
-  outer.run(evw::NOWAIT);
+  outer.run(evw::Run::NoWait);
   REQUIRE(::send(d.get(), "y", 1, 0) == 1);  // only the new loop's backend wakes the outer one
   CHECK(run_until(outer, [&] { return in_two == 1; }));
   REQUIRE(::send(b.get(), "x", 1, 0) == 1);  // the old loop: nothing
-  for (int i = 0; i < 3; ++i) outer.run(evw::NOWAIT);
+  for (int i = 0; i < 3; ++i) outer.run(evw::Run::NoWait);
   CHECK(in_one == 0);
   CHECK(in_two == 1);
   io1.stop();
@@ -276,9 +276,9 @@ TEST_CASE("Embed set() while active embeds the new loop, not the old one") {
 TEST_CASE("an Embed stopping itself inside its own callback is safe and stops sweeping") {
   auto [a, b] = evw_test::socket_pair();
   evw::Loop outer;
-  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Loop inner(evw::Backend::Epoll);
   int reads = 0, embeds = 0;
-  evw::Io io(inner, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(inner, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     drain(w.fd());
     ++reads;
   });
@@ -289,20 +289,20 @@ TEST_CASE("an Embed stopping itself inside its own callback is safe and stops sw
   });
   io.start();
   embed.start();
-  outer.run(evw::NOWAIT);
+  outer.run(evw::Run::NoWait);
   REQUIRE(::send(b.get(), "x", 1, 0) == 1);
   CHECK(run_until(outer, [&] { return embeds == 1; }));
   CHECK_FALSE(embed.is_active());
   CHECK(reads == 1);
   REQUIRE(::send(b.get(), "y", 1, 0) == 1);
-  CHECK_FALSE(outer.run(evw::NOWAIT));  // nothing active in the outer loop
+  CHECK_FALSE(outer.run(evw::Run::NoWait));  // nothing active in the outer loop
   CHECK(embeds == 1);
   CHECK(reads == 1);
   io.stop();
 }
 
 TEST_CASE("a loop-owned Embed active when its outer loop is destroyed is destroyed with it") {
-  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Loop inner(evw::Backend::Epoll);
   auto outer = std::make_unique<evw::Loop>();
   auto token = std::make_shared<int>(0);
   std::weak_ptr<int> alive = token;
@@ -326,20 +326,20 @@ TEST_CASE("a loop-owned Embed active when its outer loop is destroyed is destroy
 // ev_run), which asserted on EBADF: the closed-fd check (see test_io.cpp) must
 // run there too. In a child, so that an abort fails this test only.
 
-TEST_CASE("an fd closed under an Io of the embedded loop: the outer run() stops it with ERROR") {
+TEST_CASE("an fd closed under an Io of the embedded loop: the outer run() stops it with Event::Error") {
   CHECK(evw_test::passes_in_child([] {
     evw::Loop outer;
-    evw::Loop inner(evw::BACKEND_EPOLL);
+    evw::Loop inner(evw::Backend::Epoll);
     evw::Embed embed(outer, inner);
     embed.start();
     auto [a, b] = evw_test::socket_pair();
     int got = 0;
-    evw::Io io(inner, a.get(), evw::READ, [&](evw::Io&, int revents) { got |= revents; });
+    evw::Io io(inner, a.get(), evw::Event::Read, [&](evw::Io&, int revents) { got |= revents; });
     io.start();
     ::close(a.release());
-    outer.run(evw::NOWAIT);  // libev's embed prepare registers the inner loop's fds
-    inner.run(evw::NOWAIT);
-    return (got & evw::ERROR) != 0 && !io.is_active();
+    outer.run(evw::Run::NoWait);  // libev's embed prepare registers the inner loop's fds
+    inner.run(evw::Run::NoWait);
+    return (got & evw::Event::Error) != 0 && !io.is_active();
   }));
 }
 
@@ -349,16 +349,16 @@ TEST_CASE("Embed refuses an io_uring loop, which libev calls embeddable but cann
   CHECK(evw_test::passes_in_child([] {
     std::unique_ptr<evw::Loop> ring;
     try {
-      ring = std::make_unique<evw::Loop>(evw::BACKEND_IOURING);
+      ring = std::make_unique<evw::Loop>(evw::Backend::IoUring);
     } catch (const std::system_error&) {
       return true;  // no io_uring here: nothing to check
     }
-    if (ring->backend() != evw::BACKEND_IOURING) return true;
+    if (ring->backend() != evw::Backend::IoUring) return true;
     evw::Loop outer;
     try {
       evw::Embed embed(outer, *ring);
       embed.start();
-      outer.run(evw::NOWAIT);
+      outer.run(evw::Run::NoWait);
     } catch (const std::invalid_argument& e) {
       return std::string(e.what()).find("io_uring") != std::string::npos;
     }
@@ -374,7 +374,7 @@ TEST_CASE("Embed refuses chains of embedded loops deeper than the kernel nests e
   CHECK(evw_test::passes_in_child([] {
     std::vector<std::unique_ptr<evw::Loop>> loops;
     std::vector<std::unique_ptr<evw::Embed>> embeds;
-    for (int i = 0; i < 6; ++i) loops.push_back(std::make_unique<evw::Loop>(evw::BACKEND_EPOLL));
+    for (int i = 0; i < 6; ++i) loops.push_back(std::make_unique<evw::Loop>(evw::Backend::Epoll));
     for (int i = 0; i + 1 < 6; ++i)
       embeds.push_back(std::make_unique<evw::Embed>(*loops[i], *loops[i + 1]));
     // Middle first: the refusal must see the chain from both sides.
@@ -385,7 +385,7 @@ TEST_CASE("Embed refuses chains of embedded loops deeper than the kernel nests e
     } catch (const std::logic_error&) {
       refused = true;
     }
-    for (int i = 5; i >= 0; --i) loops[static_cast<std::size_t>(i)]->run(evw::NOWAIT);
+    for (int i = 5; i >= 0; --i) loops[static_cast<std::size_t>(i)]->run(evw::Run::NoWait);
     return refused && !embeds[3]->is_active() && embeds[2]->is_active();
   }));
 }
@@ -395,11 +395,11 @@ TEST_CASE("an Embed stopped after its loop ran still counts against a circle: li
   // epoll may still hold a's after the Embed is gone; a in turn embedding b
   // would be ELOOP, on which libev aborts. Run in a child for that reason.
   CHECK(evw_test::passes_in_child([] {
-    auto a = std::make_unique<evw::Loop>(evw::BACKEND_EPOLL);
-    evw::Loop b(evw::BACKEND_EPOLL);
+    auto a = std::make_unique<evw::Loop>(evw::Backend::Epoll);
+    evw::Loop b(evw::Backend::Epoll);
     auto a_in_b = std::make_unique<evw::Embed>(b, *a);
     a_in_b->start();
-    b.run(evw::NOWAIT);  // libev registers a's epoll in b's now
+    b.run(evw::Run::NoWait);  // libev registers a's epoll in b's now
     a_in_b.reset();      // stopped and destroyed
     evw::Embed b_in_a(*a, b);
     bool refused = false;
@@ -408,20 +408,20 @@ TEST_CASE("an Embed stopped after its loop ran still counts against a circle: li
     } catch (const std::logic_error&) {
       refused = true;
     }
-    a->run(evw::NOWAIT);
-    b.run(evw::NOWAIT);
+    a->run(evw::Run::NoWait);
+    b.run(evw::Run::NoWait);
     // The same direction again is fine; stopped before either loop ran, an
     // Embed leaves nothing behind.
     evw::Embed again(b, *a);
     again.start();
-    b.run(evw::NOWAIT);
-    evw::Loop c(evw::BACKEND_EPOLL), d(evw::BACKEND_EPOLL);
+    b.run(evw::Run::NoWait);
+    evw::Loop c(evw::Backend::Epoll), d(evw::Backend::Epoll);
     evw::Embed c_in_d(d, c), d_in_c(c, d);
     c_in_d.start();
     c_in_d.stop();
     d_in_c.start();
-    c.run(evw::NOWAIT);
-    d.run(evw::NOWAIT);
+    c.run(evw::Run::NoWait);
+    d.run(evw::Run::NoWait);
     return refused && !b_in_a.is_active() && again.is_active() && d_in_c.is_active();
   }));
 }

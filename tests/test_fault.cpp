@@ -78,7 +78,7 @@ void settle(evw::Loop& loop, double seconds = 0.02) {
   bool done = false;
   evw::Timer t(loop, seconds, 0.0, [&](evw::Timer&, int) { done = true; });
   t.start();
-  while (!done) loop.run(evw::ONCE);
+  while (!done) loop.run(evw::Run::Once);
 }
 
 // A Priority watcher on the server side of a loopback TCP pair that counts
@@ -99,13 +99,13 @@ struct Urgent {
   void send() { send_urgent(client(), server()); }
 };
 
-// The watcher works: one urgent byte, one callback with PRI.
+// The watcher works: one urgent byte, one callback with Event::Pri.
 void check_priority_works(evw::Loop& loop, evw::Priority& p, Urgent& u) {
   REQUIRE(p.is_active());
   const int before = u.calls;
   u.send();
   CHECK(evw_test::run_until(loop, [&] { return u.calls == before + 1; }));
-  CHECK((u.revents & evw::PRI) != 0);
+  CHECK((u.revents & evw::Event::Pri) != 0);
 }
 
 }  // namespace
@@ -126,7 +126,7 @@ TEST_CASE("fault: epoll_create1 at the first Priority start") {
     }
     CHECK_FALSE(p.is_active());
     CHECK(evw_test::open_fd_count() == fds);
-    CHECK_FALSE(loop.run(evw::NOWAIT));  // nothing left active
+    CHECK_FALSE(loop.run(evw::Run::NoWait));  // nothing left active
     p.start();
     check_priority_works(loop, p, u);
     p.stop();
@@ -284,7 +284,7 @@ TEST_CASE("fault: epoll_wait in the EPOLLPRI drain") {
     evw::Priority p(loop, u.server(), u.callback());
     auto [a, b] = evw_test::socket_pair();
     int io_calls = 0;
-    evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
       ++io_calls;
       char buf[16];
       while (::read(w.fd(), buf, sizeof buf) > 0) {
@@ -297,7 +297,7 @@ TEST_CASE("fault: epoll_wait in the EPOLLPRI drain") {
     u.send();
     {
       Fault f(Call::epoll_wait, err);
-      check_throws([&] { loop.run(evw::ONCE); }, err, "epoll_wait");
+      check_throws([&] { loop.run(evw::Run::Once); }, err, "epoll_wait");
       CHECK(f.failed() == 1);
     }
     CHECK(u.calls == 0);
@@ -418,7 +418,7 @@ TEST_CASE("fault: epoll_create1 failing with EMFILE under a stale EPOLLPRI regis
     check_priority_works(loop, keep, live);
   }
   keep.stop();
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
   CHECK(evw_test::open_fd_count() == fds);  // the queue and its spare, nothing more
 }
 
@@ -515,7 +515,7 @@ TEST_CASE("fault: fcntl(F_GETFD) at Io start") {
     CAPTURE(err);
     evw::Loop loop;
     int calls = 0;
-    evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
       ++calls;
       char buf[16];
       while (::read(w.fd(), buf, sizeof buf) > 0) {
@@ -533,7 +533,7 @@ TEST_CASE("fault: fcntl(F_GETFD) at Io start") {
   }
   evw::Loop loop;
   int calls = 0;
-  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io&, int) { ++calls; });
+  evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io&, int) { ++calls; });
   {
     Fault f(Call::fcntl, EINTR, evw_test::op_is(F_GETFD));
     io.start();
@@ -585,7 +585,7 @@ void check_gpio_works(evw::Loop& loop, evw::Gpio& g, evw::sim::GpioSim& sim, Edg
   const int before = e.calls;
   sim.set_input(kLine, level);
   CHECK(evw_test::run_until(loop, [&] { return e.calls > before && e.value == level; }));
-  CHECK((e.revents & evw::PRI) != 0);
+  CHECK((e.revents & evw::Event::Pri) != 0);
 }
 
 // A Gpio made after a failed one works.
@@ -708,7 +708,7 @@ TEST_CASE("fault: lseek and read of Gpio's priming read") {
 }
 
 // On an edge, the read runs inside run(): a failure stops the watcher and
-// calls back once with ERR and error() (documented in gpio.hpp). The edge is
+// calls back once with Event::Error and error() (documented in gpio.hpp). The edge is
 // still latched in the file, so a restart delivers it.
 TEST_CASE("fault: lseek and read of Gpio's value at an edge") {
   REQUIRE_GPIO_SIM();
@@ -729,13 +729,13 @@ TEST_CASE("fault: lseek and read of Gpio's value at an edge") {
         CHECK(evw_test::run_until(loop, [&] { return e.calls == 1; }));
         CHECK(f.failed() == 1);
       }
-      CHECK(e.revents == evw::ERR);
+      CHECK(e.revents == evw::Event::Error);
       CHECK(e.error.value() == err);
       CHECK_FALSE(g.is_active());
       CHECK(evw_test::open_fd_count() == fds);
       g.start();
       CHECK(evw_test::run_until(loop, [&] { return e.calls == 2; }));  // the latched edge
-      CHECK((e.revents & evw::PRI) != 0);
+      CHECK((e.revents & evw::Event::Pri) != 0);
       CHECK(e.value == level);
       CHECK(g.error().value() == 0);
       check_gpio_works(loop, g, sim, e);
@@ -816,7 +816,7 @@ TEST_CASE("fault: poll in Gpio::set keeps the watcher working and a latched edge
     CHECK(g.is_active());
     CHECK(evw_test::open_fd_count() == fds);
     CHECK(evw_test::run_until(loop, [&] { return e.calls == before + 1; }));  // the latched edge
-    CHECK((e.revents & evw::PRI) != 0);
+    CHECK((e.revents & evw::Event::Pri) != 0);
     CHECK(e.value == level);
     settle(loop);
     CHECK(e.calls == before + 1);  // once
@@ -957,7 +957,7 @@ TEST_CASE("fault: read of GpioLine's event records") {
       CHECK(evw_test::run_until(loop, [&] { return r.calls == 1; }));
       CHECK(f.failed() == 1);
     }
-    CHECK(r.revents == evw::ERR);
+    CHECK(r.revents == evw::Event::Error);
     CHECK(r.error.value() == err);
     CHECK_FALSE(line.is_active());
     CHECK(evw_test::open_fd_count() == fds);

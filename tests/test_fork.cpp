@@ -50,17 +50,17 @@ TEST_CASE("Fork runs in the child after loop.fork(), never in the parent") {
   fork_watcher.start();
   int code = in_child([&] {
     loop.fork();
-    loop.run(evw::NOWAIT);
-    return fired == 1 && last == evw::FORK ? 42 : 1;
+    loop.run(evw::Run::NoWait);
+    return fired == 1 && last == evw::Event::Fork ? 42 : 1;
   });
   CHECK(code == 42);
   // without loop.fork() nothing happens in the child
   code = in_child([&] {
-    loop.run(evw::NOWAIT);
+    loop.run(evw::Run::NoWait);
     return fired == 0 ? 43 : 1;
   });
   CHECK(code == 43);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(fired == 0);  // the parent's loop never saw a fork
   fork_watcher.stop();
 }
@@ -97,13 +97,13 @@ TEST_CASE("Fork set_priority on a pending fork watcher delivers it once") {
   int calls = 0;
   evw::Fork f(loop, [&](evw::Fork&, int) { ++calls; });
   f.start();
-  f.feed(evw::FORK);
+  f.feed(evw::Event::Fork);
   f.set_priority(1);
   CHECK(f.is_pending());
   CHECK(f.is_active());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   f.stop();
 }
@@ -114,9 +114,9 @@ TEST_CASE("Fork priorities order its events among other watcher types") {
   evw::Fork f(loop, [&](evw::Fork&, int) { order.push_back(0); });
   evw::Timer t(loop, 10.0, 0.0, [&](evw::Timer&, int) { order.push_back(1); });
   t.set_priority(-1);
-  f.feed(evw::FORK);
-  t.feed(evw::TIMER);
-  loop.run(evw::NOWAIT);
+  f.feed(evw::Event::Fork);
+  t.feed(evw::Event::Timer);
+  loop.run(evw::Run::NoWait);
   CHECK(order == std::vector<int>{0, 1});
 }
 
@@ -130,7 +130,7 @@ TEST_CASE("Fork user data and destruction inside its own callback") {
   });
   self->data() = 9;
   self->start();
-  self->feed(evw::FORK);
+  self->feed(evw::Event::Fork);
   CHECK_FALSE(loop.run());
   CHECK(seen == 9);
   CHECK(loop.watcher_count() == 0);
@@ -152,7 +152,7 @@ TEST_CASE("a loop-owned Fork active when its loop is destroyed is destroyed with
   std::weak_ptr<int> alive = token;
   auto& owned = loop->add<evw::Fork>([token](evw::Fork&, int) {});
   owned.start();
-  owned.feed(evw::FORK);  // active and pending
+  owned.feed(evw::Event::Fork);  // active and pending
   token.reset();
   REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
   loop.reset();
@@ -181,7 +181,7 @@ TEST_CASE("Fork: a stopped watcher does not run in the child; one re-prioritised
   CHECK_FALSE(moved.is_pending());
   int code = in_child([&] {
     loop.fork();
-    loop.run(evw::NOWAIT);
+    loop.run(evw::Run::NoWait);
     return order == std::vector<int>{2, 10} ? 45 : 1;
   });
   CHECK(code == 45);

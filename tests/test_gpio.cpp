@@ -36,7 +36,7 @@ bool run_until(evw::Loop& loop, Pred pred, double timeout = 2.0) {
   bool expired = false;
   evw::Timer guard(loop, timeout, 0.0, [&](evw::Timer&, int) { expired = true; });
   guard.start();
-  while (!pred() && !expired) loop.run(evw::ONCE);
+  while (!pred() && !expired) loop.run(evw::Run::Once);
   return pred();
 }
 
@@ -46,7 +46,7 @@ unsigned settle(evw::Loop& loop, double seconds = 0.03) {
   evw::Timer t(loop, seconds, 0.0, [&](evw::Timer&, int) { done = true; });
   t.start();
   const unsigned before = loop.iteration();
-  while (!done) loop.run(evw::ONCE);
+  while (!done) loop.run(evw::Run::Once);
   return loop.iteration() - before;
 }
 
@@ -153,7 +153,7 @@ TEST_CASE("Gpio: each edge setting delivers exactly the matching transitions, wi
     settle(loop);
     CHECK(seen.calls == c.expected);
     CHECK(seen.values == want_values);
-    if (seen.calls > 0) CHECK(seen.revents == evw::PRI);
+    if (seen.calls > 0) CHECK(seen.revents == evw::Event::Pri);
     // value() is read at setup and at each delivered edge, not at the others.
     CHECK(g.value() == (want_values.empty() ? 0 : want_values.back()));
   }
@@ -219,7 +219,7 @@ TEST_CASE("Gpio: two lines and an Io in one loop stay independent") {
   int io_calls = 0;
   evw::Gpio g1(loop, 1, config_for(sim, evw::Edge::Both), one.callback());
   evw::Gpio g2(loop, 2, config_for(sim, evw::Edge::Both), two.callback());
-  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     char c;
     while (::read(w.fd(), &c, 1) == 1) {}
     ++io_calls;
@@ -323,7 +323,7 @@ TEST_CASE("Gpio: a line exported by someone else (EBUSY) is used and left export
   write_text(sim.root() + "/unexport", "12");
 }
 
-TEST_CASE("Gpio: when the line is unexported underneath, the watcher stops with ERR (ENODEV)") {
+TEST_CASE("Gpio: when the line is unexported underneath, the watcher stops with Event::Error (ENODEV)") {
   REQUIRE_GPIO_SIM();
   evw::Loop loop;
   auto owner = std::make_unique<evw::Gpio>(loop, 13, config_for(sim, evw::Edge::Both),
@@ -336,7 +336,7 @@ TEST_CASE("Gpio: when the line is unexported underneath, the watcher stops with 
   user.start();
   owner.reset();  // unexports the line under `user`
   CHECK(run_until(loop, [&] { return seen.calls == 1; }));
-  CHECK(seen.revents == evw::ERR);
+  CHECK(seen.revents == evw::Event::Error);
   CHECK(user.error() == std::errc::no_such_device);
   CHECK_FALSE(user.is_active());
   settle(loop);
@@ -358,7 +358,7 @@ TEST_CASE("Gpio: start/stop; an edge while stopped is latched and reported once 
   sim.set_input(6, 1);
   settle(loop);
   CHECK(seen.calls == 1);
-  CHECK_FALSE(loop.run(evw::NOWAIT));  // nothing active: run() returns
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // nothing active: run() returns
   g.start();
   CHECK(run_until(loop, [&] { return seen.calls == 2; }));
   settle(loop);
@@ -429,7 +429,7 @@ TEST_CASE("Gpio: set() while pending keeps the event, delivered exactly once aft
     evw::Gpio g(loop, 30, config_for(sim, evw::Edge::Both), seen.callback());
     bool was_pending = false;
     // The Io runs first (priority 1 > 0) and reconfigures g while g's event waits.
-    evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
       char c;
       while (::read(w.fd(), &c, 1) == 1) {}
       was_pending = g.is_pending();
@@ -460,7 +460,7 @@ TEST_CASE("Gpio: priorities order it against an Io in the same iteration") {
     sim.set_input(40, 0);
     std::vector<char> order;
     evw::Gpio g(loop, 40, config_for(sim, evw::Edge::Both), [&](evw::Gpio&, int) { order.push_back('g'); });
-    evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
       char c;
       while (::read(w.fd(), &c, 1) == 1) {}
       order.push_back('i');
@@ -519,7 +519,7 @@ TEST_CASE("Gpio: destroying the loop while active detaches it; its destructor st
     evw::Gpio g(*loop, 16, config_for(sim, evw::Edge::Both), [](evw::Gpio&, int) {});
     g.start();
     sim.set_input(16, 1);
-    loop->run(evw::NOWAIT);
+    loop->run(evw::Run::NoWait);
     loop.reset();
     CHECK_FALSE(g.is_attached());
     CHECK_FALSE(g.is_active());
@@ -571,7 +571,7 @@ TEST_CASE("Gpio: an event deferred by another callback's exception is delivered 
   bool threw = false;
   for (int i = 0; i < 5 && !threw; ++i) {  // the throw comes in the iteration that sees the edge
     try {
-      loop.run(evw::ONCE);
+      loop.run(evw::Run::Once);
     } catch (const std::runtime_error&) {
       threw = true;
     }

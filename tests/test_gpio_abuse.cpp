@@ -109,7 +109,7 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
             if (slot) slot->set_priority(static_cast<int>(pick(5)) - 2);
             break;
           case 5:
-            if (slot) slot->feed(evw::PRI);
+            if (slot) slot->feed(evw::Event::Pri);
             break;
           case 6:
             slot.reset();
@@ -122,7 +122,7 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
           }
           default:
             sim->set_input(static_cast<unsigned>(line), pick(2));
-            loop.run(evw::NOWAIT);
+            loop.run(evw::Run::NoWait);
             break;
         }
       } catch (const std::system_error&) {
@@ -133,7 +133,7 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
         ++refused;
       }
     }
-    loop.run(evw::NOWAIT);
+    loop.run(evw::Run::NoWait);
     for (auto& slot : w) slot.reset();
   }
   MESSAGE("gpio abuse: " << events << " callbacks, " << refused << " calls refused with an exception");

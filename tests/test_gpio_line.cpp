@@ -54,7 +54,7 @@ bool run_until(evw::Loop& loop, Pred pred, double timeout = 2.0) {
   bool expired = false;
   evw::Timer guard(loop, timeout, 0.0, [&](evw::Timer&, int) { expired = true; });
   guard.start();
-  while (!pred() && !expired) loop.run(evw::ONCE);
+  while (!pred() && !expired) loop.run(evw::Run::Once);
   return pred();
 }
 
@@ -62,7 +62,7 @@ void settle(evw::Loop& loop, double seconds = 0.02) {
   bool done = false;
   evw::Timer t(loop, seconds, 0.0, [&](evw::Timer&, int) { done = true; });
   t.start();
-  while (!done) loop.run(evw::ONCE);
+  while (!done) loop.run(evw::Run::Once);
 }
 
 bool is_open(int fd) { return ::fcntl(fd, F_GETFD) >= 0; }
@@ -154,7 +154,7 @@ TEST_CASE("GpioLine on a pipe: one callback per batch with every field decoded")
   put(pipe.write_end.get(), {record(evw::Edge::Rising, 1), record(evw::Edge::Falling, 2),
                              record(evw::Edge::Rising, 3)});
   REQUIRE(run_until(loop, [&] { return seen.got.size() == 1; }));
-  CHECK(seen.revents == evw::READ);
+  CHECK(seen.revents == evw::Event::Read);
   const auto& batch = seen.got[0];
   REQUIRE(batch.size() == 3);
   CHECK(batch[0].edge == evw::Edge::Rising);
@@ -202,7 +202,7 @@ TEST_CASE("GpioLine on a pipe: batches of 16, gaps counted as lost, partial reco
   CHECK(line.lost() == 3);
 }
 
-TEST_CASE("GpioLine: end of file stops the watcher with HUP; a non-request fd has no value") {
+TEST_CASE("GpioLine: end of file stops the watcher with Event::Hup; a non-request fd has no value") {
   evw::Loop loop;
   Pipe pipe;
   Batches seen;
@@ -211,9 +211,9 @@ TEST_CASE("GpioLine: end of file stops the watcher with HUP; a non-request fd ha
   CHECK_THROWS_AS(line.read_value(), std::system_error);  // ENOTTY on a pipe
   pipe.write_end.reset();
   REQUIRE(run_until(loop, [&] { return seen.got.size() == 1; }));
-  CHECK(seen.revents == evw::HUP);
+  CHECK(seen.revents == evw::Event::Hup);
   CHECK_FALSE(line.is_active());
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
 }
 
 TEST_CASE("GpioLine: start/stop, priority against an Io, user data") {
@@ -224,7 +224,7 @@ TEST_CASE("GpioLine: start/stop, priority against an Io, user data") {
   evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()},
                      [&](evw::GpioLine& l, int) { order.push_back(std::any_cast<char>(l.data())); });
   line.data() = 'g';
-  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     char c;
     while (::read(w.fd(), &c, 1) == 1) {}
     order.push_back('i');
@@ -345,7 +345,7 @@ TEST_CASE("GpioLine: requesting a line of a real /dev/gpiochip") {
   const int v = line.read_value();
   CHECK((v == 0 || v == 1));
   line.start();
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   // The line is ours now: a second request is refused.
   CHECK_THROWS_AS(evw::GpioLine(loop, chip, free_line, cb), std::system_error);
   line.stop();
@@ -360,7 +360,7 @@ TEST_CASE("GpioLine: set_priority() while active keeps it delivering, at the new
   std::vector<char> order;
   evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()},
                      [&](evw::GpioLine&, int) { order.push_back('g'); });
-  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     char c;
     while (::read(w.fd(), &c, 1) == 1) {}
     order.push_back('i');
@@ -388,7 +388,7 @@ TEST_CASE("GpioLine: set_priority() while pending keeps the event, delivered onc
   evw::GpioLine line(loop, evw::GpioLine::RequestFd{pipe.read_end.release()}, seen.callback());
   bool was_pending = false;
   // The Io runs first (priority 1 > 0) and re-prioritises the line while its event waits.
-  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     char c;
     while (::read(w.fd(), &c, 1) == 1) {}
     was_pending = line.is_pending();
@@ -400,7 +400,7 @@ TEST_CASE("GpioLine: set_priority() while pending keeps the event, delivered onc
   io.start();
   put(pipe.write_end.get(), {record(evw::Edge::Rising, 1), record(evw::Edge::Falling, 2)});
   REQUIRE(::write(b.get(), "x", 1) == 1);
-  loop.run(evw::ONCE);  // both are ready (pipe and socketpair writes are synchronous)
+  loop.run(evw::Run::Once);  // both are ready (pipe and socketpair writes are synchronous)
   CHECK(was_pending);
   REQUIRE(seen.got.size() == 1);  // in the same iteration, after the change
   CHECK(line.priority() == -1);
@@ -408,7 +408,7 @@ TEST_CASE("GpioLine: set_priority() while pending keeps the event, delivered onc
   REQUIRE(seen.got.size() == 1);
   REQUIRE(seen.got[0].size() == 2);
   CHECK(seen.got[0][1].line_seqno == 2);
-  CHECK(seen.revents == evw::READ);
+  CHECK(seen.revents == evw::Event::Read);
   CHECK(line.is_active());
   line.stop();
 }
@@ -426,7 +426,7 @@ TEST_CASE("GpioLine: stopping itself inside its callback; later records wait for
   REQUIRE(run_until(loop, [&] { return calls == 1; }));
   CHECK_FALSE(line.is_active());
   put(pipe.write_end.get(), {record(evw::Edge::Falling, 2)});
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
   settle(loop);
   CHECK(calls == 1);
   line.start();

@@ -34,7 +34,7 @@ TEST_CASE("Idle runs while the loop is otherwise idle, without letting it block"
   CHECK_FALSE(loop.run());
   CHECK(std::chrono::steady_clock::now() - begin < std::chrono::seconds(5));
   CHECK(calls == 3);
-  CHECK(last == evw::IDLE);
+  CHECK(last == evw::Event::Idle);
 }
 
 TEST_CASE("Idle is starved by pending events of its priority or higher, not lower") {
@@ -44,7 +44,7 @@ TEST_CASE("Idle is starved by pending events of its priority or higher, not lowe
   std::vector<std::string> log;
   int busy = 0;
   // Level-triggered: readable until read, so it is pending every iteration.
-  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     log.push_back("io");
     if (++busy == 3) {
       char c;
@@ -75,17 +75,17 @@ TEST_CASE("Idle set_priority on a pending idle delivers it once") {
     ++calls;
     w.stop();
   });
-  idle.feed(evw::IDLE);  // pending without being active
+  idle.feed(evw::Event::Idle);  // pending without being active
   idle.set_priority(-2);
   CHECK(idle.is_pending());
   CHECK_FALSE(idle.is_active());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   idle.start();
-  idle.feed(evw::IDLE);
+  idle.feed(evw::Event::Idle);
   idle.set_priority(2);
   CHECK(idle.is_active());
-  loop.run(evw::NOWAIT);  // the fed event; the stop in the callback ends it
+  loop.run(evw::Run::NoWait);  // the fed event; the stop in the callback ends it
   CHECK(calls == 2);
   CHECK_FALSE(idle.is_active());
 }
@@ -97,9 +97,9 @@ TEST_CASE("Idle priorities order its events among other watcher types") {
   evw::Timer t(loop, 10.0, 0.0, [&](evw::Timer&, int) { order.push_back(1); });
   i.set_priority(-1);
   t.set_priority(1);
-  i.feed(evw::IDLE);
-  t.feed(evw::TIMER);
-  loop.run(evw::NOWAIT);
+  i.feed(evw::Event::Idle);
+  t.feed(evw::Event::Timer);
+  loop.run(evw::Run::NoWait);
   CHECK(order == std::vector<int>{1, 0});
 }
 
@@ -126,7 +126,7 @@ TEST_CASE("an Idle whose loop is destroyed while active becomes detached") {
   auto loop = std::make_unique<evw::Loop>();
   evw::Idle idle(*loop, [](evw::Idle&, int) {});
   idle.start();
-  idle.feed(evw::IDLE);
+  idle.feed(evw::Event::Idle);
   loop.reset();
   CHECK_FALSE(idle.is_attached());
   CHECK_FALSE(idle.is_active());
@@ -141,7 +141,7 @@ TEST_CASE("a loop-owned Idle active when its loop is destroyed is destroyed with
   std::weak_ptr<int> alive = token;
   auto& owned = loop->add<evw::Idle>([token](evw::Idle&, int) {});
   owned.start();
-  owned.feed(evw::IDLE);  // active and pending
+  owned.feed(evw::Event::Idle);  // active and pending
   token.reset();
   REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
   loop.reset();

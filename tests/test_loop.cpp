@@ -18,7 +18,7 @@ using namespace std::chrono_literals;
 TEST_CASE("a new loop runs, returns false when nothing is active, and reports its state") {
   evw::Loop loop;
   CHECK(loop.run() == false);
-  CHECK(loop.run(evw::NOWAIT) == false);
+  CHECK(loop.run(evw::Run::NoWait) == false);
   CHECK(loop.depth() == 0);
   CHECK(loop.backend() != 0);
   CHECK(loop.raw() != nullptr);
@@ -28,7 +28,7 @@ TEST_CASE("a new loop runs, returns false when nothing is active, and reports it
   loop.update_now();
   CHECK(loop.now() >= before);
   unsigned it = loop.iteration();
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(loop.iteration() == it + 1);
   CHECK(loop.pending_count() == 0);
   loop.suspend();
@@ -43,13 +43,13 @@ TEST_CASE("the default loop is one object and is the default") {
 }
 
 TEST_CASE("Loop with an unusable backend throws std::system_error") {
-  // Braces: with parentheses clang reads a declaration of a Loop named BACKEND_KQUEUE.
-  CHECK_THROWS_AS(evw::Loop{evw::BACKEND_KQUEUE}, std::system_error);
-  evw::Loop ok(evw::BACKEND_POLL);
-  CHECK(ok.backend() == evw::BACKEND_POLL);
+  // Braces: with parentheses clang reads a declaration of a Loop named Backend::Kqueue.
+  CHECK_THROWS_AS(evw::Loop{evw::Backend::Kqueue}, std::system_error);
+  evw::Loop ok(evw::Backend::Poll);
+  CHECK(ok.backend() == evw::Backend::Poll);
 }
 
-TEST_CASE("stop() breaks out of run; BREAK_ALL leaves nested runs") {
+TEST_CASE("stop() breaks out of run; Break::All leaves nested runs") {
   evw::Loop loop;
   int ticks = 0;
   evw::Timer t(loop, 0.0, 0.001, [&](evw::Timer&, int) {
@@ -62,7 +62,7 @@ TEST_CASE("stop() breaks out of run; BREAK_ALL leaves nested runs") {
   int depth_seen = 0;
   evw::Timer inner(loop, 0.0, 0.0, [&](evw::Timer&, int) {
     depth_seen = static_cast<int>(loop.depth());
-    loop.stop(evw::BREAK_ALL);
+    loop.stop(evw::Break::All);
   });
   evw::Timer outer(loop, 0.0, 0.0, [&](evw::Timer&, int) {
     inner.start();
@@ -108,14 +108,14 @@ TEST_CASE("loop-owned watchers live until remove() or the loop's end") {
 TEST_CASE("destroying a loop with active watchers detaches user-owned ones") {
   auto [a, b] = evw_test::socket_pair();
   auto loop = std::make_unique<evw::Loop>();
-  evw::Io io(*loop, a.get(), evw::READ, [](evw::Io&, int) {});
+  evw::Io io(*loop, a.get(), evw::Event::Read, [](evw::Io&, int) {});
   evw::Timer t(*loop, 5.0, 1.0, [](evw::Timer&, int) {});
   evw::Signal s(*loop, SIGUSR2, [](evw::Signal&, int) {});
   evw::Priority p(*loop, a.get(), [](evw::Priority&, int) {});
   io.start(); t.start(); s.start(); p.start();
-  auto& owned = loop->add<evw::Io>(a.get(), evw::READ, [](evw::Io&, int) {});
+  auto& owned = loop->add<evw::Io>(a.get(), evw::Event::Read, [](evw::Io&, int) {});
   owned.start();
-  io.feed(evw::READ);
+  io.feed(evw::Event::Read);
   CHECK(loop->watcher_count() == 5);
   loop.reset();
   for (evw::detail::WatcherBase* w : std::initializer_list<evw::detail::WatcherBase*>{&io, &t, &s, &p}) {
@@ -123,12 +123,12 @@ TEST_CASE("destroying a loop with active watchers detaches user-owned ones") {
     CHECK_FALSE(w->is_active());
     CHECK_FALSE(w->is_pending());
     CHECK_THROWS_AS(w->start(), std::logic_error);
-    CHECK_THROWS_AS(w->feed(evw::READ), std::logic_error);
+    CHECK_THROWS_AS(w->feed(evw::Event::Read), std::logic_error);
     CHECK_THROWS_AS(w->loop(), std::logic_error);
     w->stop();  // still safe
     w->set_priority(1);  // configuration still works
   }
-  io.set(b.get(), evw::WRITE);
+  io.set(b.get(), evw::Event::Write);
   CHECK(io.fd() == b.get());
   // SIGUSR2 was released with the loop: another loop may take it.
   evw::Loop other;
@@ -222,7 +222,7 @@ TEST_CASE("callbacks may be lambdas, function pointers or functors") {
   loop.run();
   CHECK(calls == 1);
   CHECK(n == 1);
-  b.invoke(evw::TIMER);
+  b.invoke(evw::Event::Timer);
   CHECK(n == 2);
 }
 
@@ -233,12 +233,12 @@ TEST_CASE("a stop() followed by a nested run() in the same callback still ends t
   evw::Timer t(loop, 0.0, 0.001, [&](evw::Timer&, int) {
     if (++ticks == 1) {
       loop.stop();
-      loop.run(evw::NOWAIT);  // libev's ev_run would cancel the stop on entry
+      loop.run(evw::Run::NoWait);  // libev's ev_run would cancel the stop on entry
     }
   });
   evw::Timer guard(loop, 1.0, 0.0, [&](evw::Timer&, int) {
     guard_fired = true;
-    loop.stop(evw::BREAK_ALL);
+    loop.stop(evw::Break::All);
   });
   t.start();
   guard.start();
@@ -271,7 +271,7 @@ TEST_CASE("a callback may destroy its own loop: run() returns false, nothing els
   auto flag = std::make_shared<Flag>(Flag{&owned_destroyed});
   // Ready in the same iteration as the destroyer, at lower priority: must not run.
   int late = 0;
-  evw::Io io(*loop, a.get(), evw::READ, [&](evw::Io&, int) { ++late; });
+  evw::Io io(*loop, a.get(), evw::Event::Read, [&](evw::Io&, int) { ++late; });
   io.set_priority(-1);
   io.start();
   auto& owned = loop->add<evw::Idle>([&late, flag](evw::Idle&, int) { ++late; });
@@ -342,7 +342,7 @@ TEST_CASE("a callback that destroys its loop and then throws: run() rethrows it"
 TEST_CASE("a loop destroyed inside a nested run(): both runs return, Cleanup watchers run") {
   auto loop = std::make_unique<evw::Loop>();
   int cleanups = 0;
-  evw::Cleanup cleanup(*loop, [&](evw::Cleanup&, int revents) { cleanups += revents == evw::CLEANUP; });
+  evw::Cleanup cleanup(*loop, [&](evw::Cleanup&, int revents) { cleanups += revents == evw::Event::Cleanup; });
   cleanup.start();
   bool inner_result = true;
   evw::Timer inner(*loop, 0.0, 0.0, [&](evw::Timer&, int) { loop.reset(); });

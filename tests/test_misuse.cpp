@@ -188,13 +188,13 @@ struct Fuzz {
     }
   }
   int any_events() {
-    static const int masks[] = {evw::READ, evw::WRITE, evw::READ | evw::WRITE, 0, evw::PRI,
-                                0x80, evw::READ | evw::TIMER, -1, evw::ERROR};
+    static const int masks[] = {evw::Event::Read, evw::Event::Write, evw::Event::Read | evw::Event::Write, 0, evw::Event::Pri,
+                                0x80, evw::Event::Read | evw::Event::Timer, -1, evw::Event::Error};
     return masks[r(std::size(masks))];
   }
   int any_revents() {
-    static const int masks[] = {0, evw::READ, evw::WRITE, evw::TIMER, evw::SIGNAL, evw::PRI,
-                                evw::HUP, evw::ERROR, evw::CUSTOM, -1, evw::CLEANUP, evw::EMBED};
+    static const int masks[] = {0, evw::Event::Read, evw::Event::Write, evw::Event::Timer, evw::Event::Signal, evw::Event::Pri,
+                                evw::Event::Hup, evw::Event::Error, evw::Event::Custom, -1, evw::Event::Cleanup, evw::Event::Embed};
     return masks[r(std::size(masks))];
   }
   int any_signal() {
@@ -450,8 +450,8 @@ void Fuzz::action(WatcherBase* self, int li) {
 // Runs a loop once, bounded: a guard timer breaks every level after 20 ms.
 void Fuzz::run_loop(int li, bool from_callback) {
   evw::Loop* l = loop_at(li);
-  const int flags = static_cast<int>(r(4)) == 0 ? 0 : (r(2) == 0 ? evw::NOWAIT : evw::ONCE);
-  evw::Timer guard(*l, 0.02, 0.02, [](evw::Timer& t, int) { t.loop().stop(evw::BREAK_ALL); });
+  const int flags = static_cast<int>(r(4)) == 0 ? 0 : (r(2) == 0 ? evw::Run::NoWait : evw::Run::Once);
+  evw::Timer guard(*l, 0.02, 0.02, [](evw::Timer& t, int) { t.loop().stop(evw::Break::All); });
   guard.start();
   note("run loop %d flags %d%s", li, flags, from_callback ? " (nested)" : "");
   ++run_depth[li];
@@ -680,11 +680,11 @@ void Fuzz::loop_op() {
         note("destroy loop %d", li);
         loops[li].reset();
       } else {
-        static const unsigned flags[] = {evw::FLAG_AUTO, evw::BACKEND_EPOLL, evw::BACKEND_POLL,
-                                         evw::BACKEND_SELECT, evw::BACKEND_KQUEUE,
-                                         evw::BACKEND_EPOLL | evw::FLAG_SIGNALFD,
-                                         evw::FLAG_FORKCHECK | evw::BACKEND_EPOLL,
-                                         evw::BACKEND_LINUXAIO};
+        static const unsigned flags[] = {evw::LoopFlag::Auto, evw::Backend::Epoll, evw::Backend::Poll,
+                                         evw::Backend::Select, evw::Backend::Kqueue,
+                                         evw::Backend::Epoll | evw::LoopFlag::SignalFd,
+                                         evw::LoopFlag::ForkCheck | evw::Backend::Epoll,
+                                         evw::Backend::LinuxAio};
         // Not BACKEND_IOURING: libev 4.33's io_uring backend (experimental)
         // aborts under this abuse ("io_uring_enter did not consume all sqes")
         // — a known libev issue (README, Reliability). Embed's refusal of
@@ -809,9 +809,9 @@ std::string list_fds() {
     auto [x, y] = evw_test::tcp_pair();
     evw::Priority p(def, x.get(), [](evw::Priority&, int) {});
     p.start();
-    def.run(evw::NOWAIT);
+    def.run(evw::Run::NoWait);
   }
-  def.run(evw::NOWAIT);
+  def.run(evw::Run::NoWait);
   const int baseline = count_fds();
   const std::string before = list_fds();
   try {
@@ -826,7 +826,7 @@ std::string list_fds() {
     }
     fuzz.teardown();
     try {
-      def.run(evw::NOWAIT);  // a default-loop callback's throw may still be queued
+      def.run(evw::Run::NoWait);  // a default-loop callback's throw may still be queued
     } catch (const FuzzError&) {
     }
     g = nullptr;

@@ -5,7 +5,7 @@
 // real event sources: socketpair writes, loopback TCP urgent data (MSG_OOB),
 // raise(), Async::send() and feed(). Operations: create (user- or
 // loop-owned), start, stop, set, set_priority, feed, clear_pending, again,
-// destroy, run(ONCE | NOWAIT), destroy the loop; and, armed before a run,
+// destroy, run(Run::Once | Run::NoWait), destroy the loop; and, armed before a run,
 // actions done from inside callbacks: stop or destroy the watcher itself or
 // another one, start, feed, clear or re-prioritise another one, throw.
 //
@@ -15,7 +15,7 @@
 // it; each run() is checked event by event: every expected delivery happens
 // exactly once with the expected revents, a delivery always has the highest
 // priority among those still due in its phase, and nothing else is
-// delivered. So: feed() + run(NOWAIT) delivers exactly once; stop() clears a
+// delivered. So: feed() + run(Run::NoWait) delivers exactly once; stop() clears a
 // pending event; set()/set_priority() keep a pending event and deliver it
 // once, at the new priority; an exception from a callback comes out of run()
 // and the events not yet delivered come first in the next run().
@@ -26,7 +26,7 @@
 // periodics, signals and Async sends (through libev's wakeup pipe, coalesced),
 // Idle watchers (only those of the highest idle priority, and only if nothing
 // of that priority or higher is pending: the wakeup pipe and the EPOLLPRI
-// drain are internal MAXPRI watchers), then Check watchers.
+// drain are internal max_priority watchers), then Check watchers.
 //
 // Seeded: the seed is printed; EVW_SEED=<n> replays a run and EVW_OPS=<n>
 // sets the number of operations (200,000 by default, a quarter of a second;
@@ -423,22 +423,22 @@ void Model::drain_urgent(int i) {
 
 int Model::natural(const Slot& s) const {
   switch (s.kind) {
-    case Kind::Io: return evw::READ;
-    case Kind::Timer: return evw::TIMER;
-    case Kind::Signal: return evw::SIGNAL;
-    case Kind::Priority: return evw::PRI;
-    case Kind::Idle: return evw::IDLE;
-    case Kind::Prepare: return evw::PREPARE;
-    case Kind::Check: return evw::CHECK;
-    case Kind::Periodic: return evw::PERIODIC;
-    case Kind::Async: return evw::ASYNC;
+    case Kind::Io: return evw::Event::Read;
+    case Kind::Timer: return evw::Event::Timer;
+    case Kind::Signal: return evw::Event::Signal;
+    case Kind::Priority: return evw::Event::Pri;
+    case Kind::Idle: return evw::Event::Idle;
+    case Kind::Prepare: return evw::Event::Prepare;
+    case Kind::Check: return evw::Event::Check;
+    case Kind::Periodic: return evw::Event::Periodic;
+    case Kind::Async: return evw::Event::Async;
   }
-  return evw::CUSTOM;
+  return evw::Event::Custom;
 }
 
 int Model::io_ready(const Slot& s) const {
   // A socketpair end nobody writes back into is always writable.
-  const int ready = (pairs_[s.source].unread > 0 ? evw::READ : 0) | evw::WRITE;
+  const int ready = (pairs_[s.source].unread > 0 ? evw::Event::Read : 0) | evw::Event::Write;
   return s.events & ready;
 }
 
@@ -454,7 +454,7 @@ bool Model::any_active() const {
   return false;
 }
 
-// run(ONCE) blocks unless something is ready at the poll: keep it bounded.
+// run(Run::Once) blocks unless something is ready at the poll: keep it bounded.
 bool Model::will_not_block() const {
   if (pipe_dirty_ || !any_active()) return true;
   for (const Slot& s : slots_) {
@@ -603,9 +603,9 @@ void Model::on_event(WatcherBase& w, int k, std::uint64_t serial, int revents) {
         f.act = Act::Skipped;
         break;
       }
-      // libev delivers Priority events through an internal MAXPRI watcher
+      // libev delivers Priority events through an internal max_priority watcher
       // (the EPOLLPRI drain), and Signal and Async events through another
-      // (the wakeup pipe). A MAXPRI callback of the poll phase may run before
+      // (the wakeup pipe). A max_priority callback of the poll phase may run before
       // them (libev runs the last queued first within a priority), and then
       // starting, stopping, feeding, clearing or re-prioritising such a
       // watcher has effects that depend on that order, which the model cannot
@@ -623,7 +623,7 @@ void Model::on_event(WatcherBase& w, int k, std::uint64_t serial, int revents) {
       // started while the last Priority watcher is stopped and restarted).
       const bool removal = f.act == Act::StopOther || f.act == Act::DestroyOther;
       const bool strict = strict_ && f.act == Act::PriorityOther;
-      if (phase2 && f.priority == evw::MAXPRI &&
+      if (phase2 && f.priority == evw::max_priority &&
           ((drained && !acting_drained && !removal && !strict) || (piped && !acting_piped))) {
         f.act = Act::Skipped;
         break;
@@ -641,7 +641,7 @@ void Model::on_event(WatcherBase& w, int k, std::uint64_t serial, int revents) {
       case Act::StopOther: t->w->stop(); break;
       case Act::DestroyOther: destroy_real(f.target); break;
       case Act::StartOther: t->w->start(); break;
-      case Act::FeedOther: t->w->feed(evw::CUSTOM); break;
+      case Act::FeedOther: t->w->feed(evw::Event::Custom); break;
       case Act::ClearOther: {
         const int got = t->w->clear_pending();
         log_.back().arg = got;  // checked against the model
@@ -674,7 +674,7 @@ void Model::op_create(int k) {
   switch (s.kind) {
     case Kind::Io: {
       s.source = static_cast<int>(below(kPairs));
-      static const int choices[] = {evw::READ, evw::READ, evw::READ, evw::WRITE, evw::READ | evw::WRITE};
+      static const int choices[] = {evw::Event::Read, evw::Event::Read, evw::Event::Read, evw::Event::Write, evw::Event::Read | evw::Event::Write};
       s.events = choices[below(5)];
       construct<evw::Io>(s, k, lo, pairs_[s.source].a.get(), s.events);
       break;
@@ -748,7 +748,7 @@ void Model::op_set(int k) {
   switch (s.kind) {
     case Kind::Io: {
       const int source = static_cast<int>(below(kPairs));
-      const int events = chance(0.8) ? evw::READ : (chance(0.5) ? evw::WRITE : evw::READ | evw::WRITE);
+      const int events = chance(0.8) ? evw::Event::Read : (chance(0.5) ? evw::Event::Write : evw::Event::Read | evw::Event::Write);
       trace("set", k, source, events);
       static_cast<evw::Io*>(s.w)->set(pairs_[source].a.get(), events);
       s.source = source;
@@ -814,7 +814,7 @@ void Model::op_set(int k) {
 void Model::op_set_priority(int k) {
   Slot& s = slots_[k];
   if (chance(0.05)) {
-    const int bad = chance(0.5) ? evw::MAXPRI + 1 : evw::MINPRI - 1;
+    const int bad = chance(0.5) ? evw::max_priority + 1 : evw::min_priority - 1;
     trace("set_priority!", k, bad);
     try {
       s.w->set_priority(bad);
@@ -833,7 +833,7 @@ void Model::op_set_priority(int k) {
 void Model::op_feed(int k) {
   Slot& s = slots_[k];
   const int choice = static_cast<int>(below(3));
-  const int revents = choice == 0 ? evw::CUSTOM : choice == 1 ? natural(s) : natural(s) | evw::CUSTOM;
+  const int revents = choice == 0 ? evw::Event::Custom : choice == 1 ? natural(s) : natural(s) | evw::Event::Custom;
   trace("feed", k, revents);
   if (!s.attached) {
     expect_throw("feed", [&] { s.w->feed(revents); });
@@ -997,10 +997,10 @@ void Model::op_run() {
   bool armed = false;
   for (const Slot& s : slots_)
     if (s.used && s.act != Act::None) armed = true;
-  // ONCE only when it cannot block (an armed action could change that).
-  const int flags = !armed && will_not_block() && chance(0.5) ? evw::ONCE : evw::NOWAIT;
-  trace(flags == evw::ONCE ? "run(ONCE)" : "run(NOWAIT)", -1, armed);
-  if (flags == evw::ONCE) ++once_runs_;
+  // Run::Once only when it cannot block (an armed action could change that).
+  const int flags = !armed && will_not_block() && chance(0.5) ? evw::Run::Once : evw::Run::NoWait;
+  trace(flags == evw::Run::Once ? "run(Run::Once)" : "run(Run::NoWait)", -1, armed);
+  if (flags == evw::Run::Once) ++once_runs_;
   // Phase 0: what is pending now is delivered first.
   remaining_.clear();
   for (int k = 0; k < kSlots; ++k) {
@@ -1043,7 +1043,7 @@ void Model::begin_phase(int phase) {
   if (phase == 1) {
     for (int k = 0; k < kSlots; ++k) {
       const Slot& s = slots_[k];
-      if (s.used && s.attached && s.active && s.kind == Kind::Prepare) remaining_.push_back({k, evw::PREPARE});
+      if (s.used && s.attached && s.active && s.kind == Kind::Prepare) remaining_.push_back({k, evw::Event::Prepare});
     }
   } else if (phase == 2) {
     compute_phase2();
@@ -1063,7 +1063,7 @@ void Model::compute_phase2() {
         for (int k = 0; k < kSlots; ++k) {
           const Slot& s = slots_[k];
           if (s.used && s.attached && s.active && s.kind == Kind::Signal && s.signum == signum)
-            remaining_.push_back({k, evw::SIGNAL});
+            remaining_.push_back({k, evw::Event::Signal});
         }
       }
     }
@@ -1073,12 +1073,12 @@ void Model::compute_phase2() {
         Slot& s = slots_[k];
         if (s.used && s.attached && s.active && s.kind == Kind::Async && s.sent) {
           s.sent = false;
-          remaining_.push_back({k, evw::ASYNC});
+          remaining_.push_back({k, evw::Event::Async});
         }
       }
     }
   }
-  int max_pending = evw::MINPRI - 1;
+  int max_pending = evw::min_priority - 1;
   for (int k = 0; k < kSlots; ++k) {
     Slot& s = slots_[k];
     if (!s.used || !s.attached || !s.active) continue;
@@ -1087,20 +1087,20 @@ void Model::compute_phase2() {
       case Kind::Io: revents = io_ready(s); break;
       case Kind::Priority:
         if (tcps_[s.source].urgent) {
-          revents = evw::PRI;
+          revents = evw::Event::Pri;
           internal_maxpri = true;
         }
         break;
       case Kind::Timer:
         if (s.due) {
-          revents = evw::TIMER;
+          revents = evw::Event::Timer;
           if (s.repeat > 0) s.due = false;  // rescheduled `repeat` ahead
           else s.active = false;            // libev stops a one-shot before calling it
         }
         break;
       case Kind::Periodic:
         if (s.mode == 0) {
-          revents = evw::PERIODIC;
+          revents = evw::Event::Periodic;
           s.active = false;
         }
         break;
@@ -1112,19 +1112,19 @@ void Model::compute_phase2() {
   }
   // Idle: only the watchers of the highest idle priority, and only if nothing
   // of that priority or higher is pending.
-  int idle_pri = evw::MINPRI - 1;
+  int idle_pri = evw::min_priority - 1;
   for (const Slot& s : slots_)
     if (s.used && s.attached && s.active && s.kind == Kind::Idle && s.priority > idle_pri) idle_pri = s.priority;
-  if (idle_pri >= evw::MINPRI && !internal_maxpri && max_pending < idle_pri) {
+  if (idle_pri >= evw::min_priority && !internal_maxpri && max_pending < idle_pri) {
     for (int k = 0; k < kSlots; ++k) {
       const Slot& s = slots_[k];
       if (s.used && s.attached && s.active && s.kind == Kind::Idle && s.priority == idle_pri)
-        remaining_.push_back({k, evw::IDLE});
+        remaining_.push_back({k, evw::Event::Idle});
     }
   }
   for (int k = 0; k < kSlots; ++k) {
     const Slot& s = slots_[k];
-    if (s.used && s.attached && s.active && s.kind == Kind::Check) remaining_.push_back({k, evw::CHECK});
+    if (s.used && s.attached && s.active && s.kind == Kind::Check) remaining_.push_back({k, evw::Event::Check});
   }
 }
 
@@ -1165,7 +1165,7 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
       case Act::StopOther: m_stop(f.target); break;
       case Act::DestroyOther: m_destroy(f.target); break;
       case Act::StartOther: m_start(f.target); break;
-      case Act::FeedOther: m_feed(f.target, evw::CUSTOM); break;
+      case Act::FeedOther: m_feed(f.target, evw::Event::Custom); break;
       case Act::ClearOther: {
         int expected = 0;
         for (const Expect& e : remaining_)
@@ -1299,7 +1299,7 @@ void flush_signal_flags() {
   b.start();
   ::raise(SIGUSR1);
   ::raise(SIGUSR2);
-  flush.run(evw::NOWAIT);
+  flush.run(evw::Run::NoWait);
 }
 
 std::string Model::run() {
@@ -1371,7 +1371,7 @@ TEST_CASE("model: random operations on nine watcher types agree with a reference
   coverage += "; by phase (pending/prepare/poll): " + std::to_string(model.by_phase_[0]) + "/" +
               std::to_string(model.by_phase_[1]) + "/" + std::to_string(model.by_phase_[2]) +
               "; in-callback actions " + std::to_string(model.acts_) + " (throws " +
-              std::to_string(model.throws_) + "); run(ONCE) " + std::to_string(model.once_runs_) +
+              std::to_string(model.throws_) + "); run(Run::Once) " + std::to_string(model.once_runs_) +
               "; loops destroyed " + std::to_string(model.loops_destroyed_);
   MESSAGE(coverage);
 }

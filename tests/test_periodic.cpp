@@ -52,7 +52,7 @@ TEST_CASE("Periodic fires on a repeating wall-clock grid") {
   CHECK(p.at() <= loop.now() + 0.02 + 1e-6);
   CHECK(off_grid(p.at(), 0.02) < 1e-5);
   CHECK(run_until(loop, [&] { return ticks == 3; }));
-  CHECK(last == evw::PERIODIC);
+  CHECK(last == evw::Event::Periodic);
   for (double t : at) CHECK(off_grid(t, 0.02) < 1e-5);  // the next time is on the grid too
   CHECK_FALSE(p.is_active());
 }
@@ -198,7 +198,7 @@ TEST_CASE("a reschedule callable that throws inside start/set/again throws there
   fail = true;
   CHECK_THROWS_AS(p.set(reschedule), Boom);  // restarting it runs the callable
   CHECK_FALSE(p.is_active());
-  CHECK_FALSE(loop.run(evw::NOWAIT));  // nothing was left for the loop to rethrow
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // nothing was left for the loop to rethrow
 }
 
 TEST_CASE("a reschedule callable returning a past time or NaN is an error, not a libev assert") {
@@ -264,10 +264,10 @@ TEST_CASE("Periodic again() starts, restarts and drops a pending event") {
   evw::Periodic p(loop, 0.0, 100.0, [&](evw::Periodic&, int) { ++fired; });
   p.again();
   CHECK(p.is_active());
-  p.feed(evw::PERIODIC);
+  p.feed(evw::Event::Periodic);
   p.again();
   CHECK_FALSE(p.is_pending());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(fired == 0);
   p.stop();
 }
@@ -276,11 +276,11 @@ TEST_CASE("Periodic set() and set_priority() on a pending periodic deliver the e
   evw::Loop loop;
   int calls = 0;
   evw::Periodic p(loop, 0.0, 100.0, [&](evw::Periodic&, int revents) {
-    CHECK(revents == evw::PERIODIC);
+    CHECK(revents == evw::Event::Periodic);
     ++calls;
   });
   p.start();
-  p.feed(evw::PERIODIC);
+  p.feed(evw::Event::Periodic);
   p.set(0.0, 200.0);
   CHECK(p.is_pending());
   CHECK(p.is_active());
@@ -289,9 +289,9 @@ TEST_CASE("Periodic set() and set_priority() on a pending periodic deliver the e
   CHECK(p.at() > loop.now() + 299.0);
   p.set_priority(2);
   CHECK(p.is_pending());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   CHECK(p.is_active());
   p.stop();
@@ -350,7 +350,7 @@ TEST_CASE("a Periodic whose loop is destroyed while active becomes detached") {
   evw::Periodic r(*loop, [](evw::Periodic&, double now) { return now + 1.0; }, [](evw::Periodic&, int) {});
   p.start();
   r.start();
-  p.feed(evw::PERIODIC);
+  p.feed(evw::Event::Periodic);
   loop.reset();
   for (evw::Periodic* w : {&p, &r}) {
     CHECK_FALSE(w->is_attached());

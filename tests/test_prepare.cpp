@@ -24,7 +24,7 @@ TEST_CASE("Prepare runs before the wait, Check after it, then the events") {
   evw::Loop loop;
   std::vector<std::string> log;
   int last = 0;
-  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     log.push_back("io");
     char c;
     CHECK(::recv(a.get(), &c, 1, 0) == 1);
@@ -40,8 +40,8 @@ TEST_CASE("Prepare runs before the wait, Check after it, then the events") {
   prepare.start();
   check.start();
   io.start();
-  loop.run(evw::ONCE);
-  CHECK(last == evw::PREPARE);
+  loop.run(evw::Run::Once);
+  CHECK(last == evw::Event::Prepare);
   CHECK(log == std::vector<std::string>{"prepare", "check", "io"});
   prepare.stop();
   check.stop();
@@ -66,16 +66,16 @@ TEST_CASE("Prepare set_priority on a pending prepare delivers it once") {
   int calls = 0;
   evw::Prepare prepare(loop, [&](evw::Prepare&, int) { ++calls; });
   prepare.start();
-  prepare.feed(evw::PREPARE);
+  prepare.feed(evw::Event::Prepare);
   prepare.set_priority(1);
   CHECK(prepare.is_pending());
   CHECK(prepare.is_active());
   prepare.stop();  // stop clears pending (libev semantics)
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 0);
-  prepare.feed(evw::PREPARE);
+  prepare.feed(evw::Event::Prepare);
   prepare.set_priority(-1);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
 }
 
@@ -87,10 +87,10 @@ TEST_CASE("Prepare priorities order its events among other watcher types") {
   evw::Check c(loop, [&](evw::Check&, int) { order.push_back(2); });
   p.set_priority(2);
   c.set_priority(-2);
-  t.feed(evw::TIMER);
-  c.feed(evw::CHECK);
-  p.feed(evw::PREPARE);
-  loop.run(evw::NOWAIT);
+  t.feed(evw::Event::Timer);
+  c.feed(evw::Event::Check);
+  p.feed(evw::Event::Prepare);
+  loop.run(evw::Run::NoWait);
   CHECK(order == std::vector<int>{0, 1, 2});
 }
 
@@ -121,7 +121,7 @@ TEST_CASE("a Prepare whose loop is destroyed while active becomes detached") {
   CHECK_FALSE(prepare.is_attached());
   CHECK_FALSE(prepare.is_active());
   CHECK_THROWS_AS(prepare.start(), std::logic_error);
-  CHECK_THROWS_AS(prepare.feed(evw::PREPARE), std::logic_error);
+  CHECK_THROWS_AS(prepare.feed(evw::Event::Prepare), std::logic_error);
 }
 
 TEST_CASE("a loop-owned Prepare active when its loop is destroyed is destroyed with it") {
@@ -130,7 +130,7 @@ TEST_CASE("a loop-owned Prepare active when its loop is destroyed is destroyed w
   std::weak_ptr<int> alive = token;
   auto& owned = loop->add<evw::Prepare>([token](evw::Prepare&, int) {});
   owned.start();
-  owned.feed(evw::PREPARE);  // active and pending
+  owned.feed(evw::Event::Prepare);  // active and pending
   token.reset();
   REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
   loop.reset();

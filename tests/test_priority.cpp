@@ -38,7 +38,7 @@ void settle() { ::usleep(2000); }
 
 }  // namespace
 
-TEST_CASE("one urgent byte gives exactly one PRI callback, and no busy loop after it is read") {
+TEST_CASE("one urgent byte gives exactly one Event::Pri callback, and no busy loop after it is read") {
   evw::Loop loop;
   auto [client, server] = evw_test::tcp_pair();
   int calls = 0, rev = 0, byte = 0;
@@ -53,29 +53,29 @@ TEST_CASE("one urgent byte gives exactly one PRI callback, and no busy loop afte
   CHECK(p.is_active());
   urgent(client.get(), 'u');
   CHECK(run_until(loop, [&] { return calls == 1; }));
-  CHECK(rev == evw::PRI);
+  CHECK(rev == evw::Event::Pri);
   CHECK(byte == 'u');
-  for (int i = 0; i < 20; ++i) loop.run(evw::NOWAIT);
+  for (int i = 0; i < 20; ++i) loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   p.stop();
   CHECK_FALSE(p.is_active());
-  CHECK_FALSE(loop.run(evw::NOWAIT));  // the backend's internal watcher stopped too
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // the backend's internal watcher stopped too
 }
 
-TEST_CASE("Io READ and Priority on the same fd each get their own events") {
+TEST_CASE("Io Event::Read and Priority on the same fd each get their own events") {
   evw::Loop loop;
   auto [client, server] = evw_test::tcp_pair();
   std::string data;
   int pri = 0, reads = 0;
-  evw::Io io(loop, server.get(), evw::READ, [&](evw::Io& w, int revents) {
-    CHECK(revents == evw::READ);
+  evw::Io io(loop, server.get(), evw::Event::Read, [&](evw::Io& w, int revents) {
+    CHECK(revents == evw::Event::Read);
     ++reads;
     char buf[64];
     ssize_t n = ::recv(w.fd(), buf, sizeof buf, 0);
     if (n > 0) data.append(buf, static_cast<size_t>(n));
   });
   evw::Priority p(loop, server.get(), [&](evw::Priority& w, int revents) {
-    CHECK(revents == evw::PRI);
+    CHECK(revents == evw::Event::Pri);
     ++pri;
     CHECK(take_urgent(w.fd()) == '!');
   });
@@ -86,7 +86,7 @@ TEST_CASE("Io READ and Priority on the same fd each get their own events") {
   CHECK(pri == 0);
   urgent(client.get());
   CHECK(run_until(loop, [&] { return pri == 1; }));
-  for (int i = 0; i < 5; ++i) loop.run(evw::NOWAIT);
+  for (int i = 0; i < 5; ++i) loop.run(evw::Run::NoWait);
   CHECK(pri == 1);
   CHECK(data == "hello");
 }
@@ -102,7 +102,7 @@ TEST_CASE("several Priority watchers on one fd all fire; stopping one leaves the
   urgent(client.get());
   CHECK(run_until(loop, [&] { return counts[0] && counts[1] && counts[2]; }));
   CHECK(take_urgent(server.get()) == '!');
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK((counts[0] == 1 && counts[1] == 1 && counts[2] == 1));
   ps[1]->stop();
   urgent(client.get());
@@ -121,7 +121,7 @@ TEST_CASE("priorities hold across watcher types: Priority and Io ready in one it
     auto [client, server] = evw_test::tcp_pair();
     auto [a, b] = evw_test::socket_pair();
     std::vector<std::string> order;
-    evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+    evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
       order.push_back("io");
       char c;
       while (::read(w.fd(), &c, 1) > 0) {}
@@ -137,7 +137,7 @@ TEST_CASE("priorities hold across watcher types: Priority and Io ready in one it
     REQUIRE(::write(b.get(), "x", 1) == 1);
     urgent(client.get());
     settle();
-    loop.run(evw::ONCE);  // both are ready before this one iteration
+    loop.run(evw::Run::Once);  // both are ready before this one iteration
     REQUIRE(order.size() == 2);
     if (priority_first) CHECK(order == std::vector<std::string>{"pri", "io"});
     else CHECK(order == std::vector<std::string>{"io", "pri"});
@@ -182,9 +182,9 @@ TEST_CASE("a Priority watcher destroying itself or another pending one in its ca
   });
   urgent(c3.get());
   CHECK(run_until(loop, [&] { return stops == 1; }));
-  for (int i = 0; i < 5; ++i) loop.run(evw::NOWAIT);
+  for (int i = 0; i < 5; ++i) loop.run(evw::Run::NoWait);
   CHECK(stops == 1);
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
 }
 
 TEST_CASE("Priority start() on a regular file or a closed fd throws system_error naming the fd") {
@@ -219,7 +219,7 @@ TEST_CASE("Priority start() on a regular file or a closed fd throws system_error
   } catch (const std::system_error& e) {
     CHECK(e.code().value() == EBADF);
   }
-  CHECK_FALSE(loop.run(evw::NOWAIT));  // nothing stayed registered
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // nothing stayed registered
   CHECK_THROWS_AS(evw::Priority(loop, -1, [](evw::Priority&, int) {}), std::invalid_argument);
   // and the loop still works
   auto [client, server] = evw_test::tcp_pair();
@@ -230,7 +230,7 @@ TEST_CASE("Priority start() on a regular file or a closed fd throws system_error
   CHECK(run_until(loop, [&] { return got == 1; }));
 }
 
-TEST_CASE("Priority reports HUP when the peer is gone and ERR for a socket error") {
+TEST_CASE("Priority reports Event::Hup when the peer is gone and Event::Error for a socket error") {
   evw::Loop loop;
   auto [a, b] = evw_test::socket_pair();
   int rev = 0;
@@ -241,8 +241,8 @@ TEST_CASE("Priority reports HUP when the peer is gone and ERR for a socket error
   p.start();
   b.reset();
   CHECK(run_until(loop, [&] { return rev != 0; }));
-  CHECK((rev & evw::HUP) != 0);
-  CHECK((rev & evw::PRI) == 0);
+  CHECK((rev & evw::Event::Hup) != 0);
+  CHECK((rev & evw::Event::Pri) == 0);
 
   // a refused connection: EPOLLERR without EPOLLPRI
   Fd listener(::socket(AF_INET, SOCK_STREAM, 0));
@@ -262,8 +262,8 @@ TEST_CASE("Priority reports HUP when the peer is gone and ERR for a socket error
   });
   e.start();
   CHECK(run_until(loop, [&] { return rev != 0; }));
-  CHECK((rev & evw::ERR) != 0);
-  CHECK((rev & evw::PRI) == 0);
+  CHECK((rev & evw::Event::Error) != 0);
+  CHECK((rev & evw::Event::Pri) == 0);
 }
 
 TEST_CASE("Priority set() and set_priority() while active or pending keep the event") {
@@ -281,13 +281,13 @@ TEST_CASE("Priority set() and set_priority() while active or pending keep the ev
   urgent(c1.get());  // the old fd: no longer watched
   urgent(c2.get());
   CHECK(run_until(loop, [&] { return fds.size() == 1; }));
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(fds == std::vector<int>{s2.get()});
-  p.feed(evw::PRI);
+  p.feed(evw::Event::Pri);
   p.set(s1.get());
   p.set_priority(1);
   CHECK(p.is_pending());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(fds.size() == 2);
   CHECK(fds.back() == s1.get());
   CHECK(take_urgent(s1.get()) == -1);  // the callback consumed the old byte already
@@ -330,7 +330,7 @@ void check_fork_isolation(evw::Loop& runner, evw::Loop& watched,
   evw::Priority p2(watched, s2.get(), [&](evw::Priority& w, int) { ++got2; take_urgent(w.fd()); });
   p1.start();
   p2.start();
-  runner.run(evw::NOWAIT);
+  runner.run(evw::Run::NoWait);
   int ready[2];
   REQUIRE(::pipe(ready) == 0);
   pid_t child = ::fork();
@@ -340,7 +340,7 @@ void check_fork_isolation(evw::Loop& runner, evw::Loop& watched,
     char c = 'r';
     (void)!::write(ready[1], &c, 1);
     bool ok = run_until(runner, [&] { return got2 == 1; }, 5.0);
-    for (int i = 0; i < 5; ++i) runner.run(evw::NOWAIT);
+    for (int i = 0; i < 5; ++i) runner.run(evw::Run::NoWait);
     ::_exit(ok && got1 == 0 && got2 == 1 ? 0 : 1);
   }
   char c;
@@ -365,22 +365,22 @@ TEST_CASE("after fork() and loop.fork() parent and child each get only their own
   check_fork_isolation(loop, loop, [&] { loop.fork(); });
 }
 
-TEST_CASE("with FLAG_FORKCHECK the child gets its own EPOLLPRI queue without loop.fork()") {
-  evw::Loop loop(evw::FLAG_FORKCHECK);
+TEST_CASE("with LoopFlag::ForkCheck the child gets its own EPOLLPRI queue without loop.fork()") {
+  evw::Loop loop(evw::LoopFlag::ForkCheck);
   // libev notices the new pid: the queue is rebuilt in this first iteration.
-  check_fork_isolation(loop, loop, [&] { loop.run(evw::NOWAIT); });
+  check_fork_isolation(loop, loop, [&] { loop.run(evw::Run::NoWait); });
 }
 
 TEST_CASE("an embedded loop's EPOLLPRI queue is the child's own after the outer loop's fork()") {
   // libev's Embed re-forks the inner loop itself (embed_fork_cb), never
   // through evw::Loop::fork(): the inner table's fork watcher rebuilds it.
   evw::Loop outer;
-  evw::Loop inner(evw::BACKEND_EPOLL);
+  evw::Loop inner(evw::Backend::Epoll);
   evw::Embed embed(outer, inner, [](evw::Embed& e, int) { e.sweep(); });
   embed.start();
   check_fork_isolation(outer, inner, [&] {
     outer.fork();
-    outer.run(evw::NOWAIT);  // the Embed re-forks the inner loop here
+    outer.run(evw::Run::NoWait);  // the Embed re-forks the inner loop here
   });
 }
 
@@ -447,13 +447,13 @@ TEST_CASE("10,000 Priority watchers on 10,000 connections start, deliver and sto
     }
     REQUIRE(::write(go_write.get(), "g", 1) == 1);
     CHECK(run_until(loop, [&] { return total == kUrgent; }, 20.0));
-    for (int i = 0; i < 5; ++i) loop.run(evw::NOWAIT);
+    for (int i = 0; i < 5; ++i) loop.run(evw::Run::NoWait);
     CHECK(total == kUrgent);
     int wrong = 0;
     for (int i = 0; i < kConnections; ++i) wrong += hits[i] != (i % kStride == 0 ? 1 : 0);
     CHECK(wrong == 0);
     for (auto& p : ps) p->stop();
-    CHECK_FALSE(loop.run(evw::NOWAIT));
+    CHECK_FALSE(loop.run(evw::Run::NoWait));
     go_write.reset();
     int status = 0;
     ::waitpid(child, &status, 0);
@@ -492,7 +492,7 @@ struct Three {
 TEST_CASE("Priority watchers ready together run highest priority first") {
   Three t(-1, 2, 0);
   t.fire();
-  t.loop.run(evw::ONCE);
+  t.loop.run(evw::Run::Once);
   CHECK(t.order == std::vector<std::string>{"p1", "p2", "p0"});
 }
 
@@ -507,8 +507,8 @@ TEST_CASE("inside a batch, later ready watchers are pending and keep their event
     t.p[2]->set(t.c[2].second.get());
   });
   t.fire();
-  t.loop.run(evw::ONCE);
-  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::Run::Once);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::Run::NoWait);
   CHECK(pending_seen);
   CHECK(t.order == std::vector<std::string>{"p0", "p1", "p2"});
 }
@@ -524,10 +524,10 @@ TEST_CASE("inside a batch, stop(), clear_pending() and destruction of later watc
     take_urgent(t.c[2].second.get());  // or the level-triggered condition fires again
   });
   t.fire();
-  t.loop.run(evw::ONCE);
+  t.loop.run(evw::Run::Once);
   CHECK_FALSE(t.p[2]->is_pending());
-  t.loop.run(evw::NOWAIT);
-  CHECK(cleared == evw::PRI);
+  t.loop.run(evw::Run::NoWait);
+  CHECK(cleared == evw::Event::Pri);
   CHECK(t.order == std::vector<std::string>{"p0"});
   take_urgent(t.c[1].second.get());
 }
@@ -539,12 +539,12 @@ TEST_CASE("an event fed inside a batch at higher priority overtakes the rest of 
   t.p[0]->set_callback([&](evw::Priority& w, int) {
     t.order.push_back("p0");
     take_urgent(w.fd());
-    high.feed(evw::TIMER);
-    t.p[2]->feed(evw::PRI);  // already waiting: still delivered once
+    high.feed(evw::Event::Timer);
+    t.p[2]->feed(evw::Event::Pri);  // already waiting: still delivered once
   });
   t.fire();
-  t.loop.run(evw::ONCE);
-  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::Run::Once);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::Run::NoWait);
   CHECK(t.order == std::vector<std::string>{"p0", "timer", "p1", "p2"});
 }
 
@@ -553,11 +553,11 @@ TEST_CASE("a nested run() inside a batch delivers each ready watcher once") {
   t.p[0]->set_callback([&](evw::Priority& w, int) {
     t.order.push_back("p0");
     take_urgent(w.fd());
-    t.loop.run(evw::NOWAIT);
+    t.loop.run(evw::Run::NoWait);
   });
   t.fire();
-  t.loop.run(evw::ONCE);
-  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::Run::Once);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::Run::NoWait);
   CHECK(t.order == std::vector<std::string>{"p0", "p1", "p2"});
 }
 
@@ -569,11 +569,11 @@ TEST_CASE("an exception inside a batch keeps the rest for the next run()") {
     throw std::runtime_error("first");
   });
   t.fire();
-  CHECK_THROWS_AS(t.loop.run(evw::ONCE), std::runtime_error);
+  CHECK_THROWS_AS(t.loop.run(evw::Run::Once), std::runtime_error);
   CHECK(t.order == std::vector<std::string>{"p0"});
   CHECK(t.p[1]->is_pending());
-  t.loop.run(evw::NOWAIT);
-  t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::Run::NoWait);
+  t.loop.run(evw::Run::NoWait);
   CHECK(t.order == std::vector<std::string>{"p0", "p1", "p2"});
 }
 
@@ -610,7 +610,7 @@ TEST_CASE("lazy batch: later watchers are pending") {
   bool pending_seen = false;
   t.on_first([&](int, int j, int k) { pending_seen = t.p[j]->is_pending() && t.p[k]->is_pending(); });
   t.fire();
-  t.loop.run(evw::ONCE);
+  t.loop.run(evw::Run::Once);
   CHECK(pending_seen);
   CHECK(t.total() == 3);
 }
@@ -626,11 +626,11 @@ TEST_CASE("lazy batch: later watchers keep their event through set(), lose it to
     take_urgent(t.c[k].second.get());  // or the level-triggered condition fires again
   });
   t.fire();
-  t.loop.run(evw::ONCE);
+  t.loop.run(evw::Run::Once);
   REQUIRE(kept >= 0);
   CHECK(t.calls[kept] == 1);  // in the same iteration: the event was kept, not found again
-  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
-  CHECK(cleared == evw::PRI);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::Run::NoWait);
+  CHECK(cleared == evw::Event::Pri);
   CHECK(t.calls[kept] == 1);
   CHECK(t.calls[dropped] == 0);
   CHECK(t.total() == 2);
@@ -643,8 +643,8 @@ TEST_CASE("lazy batch: stopping or destroying later watchers in a callback is sa
     t.p[k].reset();
   });
   t.fire();
-  t.loop.run(evw::ONCE);
-  t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::Run::Once);
+  t.loop.run(evw::Run::NoWait);
   CHECK(t.total() == 1);
   for (auto& pair : t.c) take_urgent(pair.second.get());
 }
@@ -660,7 +660,7 @@ TEST_CASE("lazy batch: a watcher started on a pending watcher's fd does not take
     extra->start();  // a second watcher on k's fd: new kernel registration tag
   });
   t.fire();
-  t.loop.run(evw::ONCE);
+  t.loop.run(evw::Run::Once);
   REQUIRE(k_index >= 0);
   CHECK(t.calls[k_index] == 1);  // delivered in the same iteration, not lost
   CHECK(t.total() == 3);
@@ -670,10 +670,10 @@ TEST_CASE("lazy batch: a fed higher-priority event overtakes the rest") {
   Same t;
   evw::Timer high(t.loop, 100.0, 0.0, [&](evw::Timer&, int) { t.order.push_back("timer"); });
   high.set_priority(1);
-  t.on_first([&](int, int, int) { high.feed(evw::TIMER); });
+  t.on_first([&](int, int, int) { high.feed(evw::Event::Timer); });
   t.fire();
-  t.loop.run(evw::ONCE);
-  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::Run::Once);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::Run::NoWait);
   CHECK(t.total() == 3);
   // The timer ran after the first watcher and before the two others.
   REQUIRE(t.order.size() == 4);
@@ -683,10 +683,10 @@ TEST_CASE("lazy batch: a fed higher-priority event overtakes the rest") {
 
 TEST_CASE("lazy batch: a nested run() delivers each ready watcher once") {
   Same t;
-  t.on_first([&](int, int, int) { t.loop.run(evw::NOWAIT); });
+  t.on_first([&](int, int, int) { t.loop.run(evw::Run::NoWait); });
   t.fire();
-  t.loop.run(evw::ONCE);
-  for (int i = 0; i < 3; ++i) t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::Run::Once);
+  for (int i = 0; i < 3; ++i) t.loop.run(evw::Run::NoWait);
   CHECK(t.calls[0] == 1);
   CHECK(t.calls[1] == 1);
   CHECK(t.calls[2] == 1);
@@ -697,12 +697,12 @@ TEST_CASE("lazy batch: an exception keeps the rest for the next run()") {
   int pending_after = 0;
   t.on_first([&](int, int, int) { throw std::runtime_error("first"); });
   t.fire();
-  CHECK_THROWS_AS(t.loop.run(evw::ONCE), std::runtime_error);
+  CHECK_THROWS_AS(t.loop.run(evw::Run::Once), std::runtime_error);
   CHECK(t.total() == 1);
   for (int i = 0; i < 3; ++i) pending_after += t.p[i]->is_pending() ? 1 : 0;
   CHECK(pending_after == 2);
-  t.loop.run(evw::NOWAIT);
-  t.loop.run(evw::NOWAIT);
+  t.loop.run(evw::Run::NoWait);
+  t.loop.run(evw::Run::NoWait);
   CHECK(t.calls[0] == 1);
   CHECK(t.calls[1] == 1);
   CHECK(t.calls[2] == 1);

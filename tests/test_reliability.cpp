@@ -248,9 +248,9 @@ TEST_CASE("reliability: an fd closed and reused under active Io and Priority wat
   auto [other_client, other_server] = evw_test::tcp_pair();  // a bystander on another fd
   const int number = server.get();
   int io_old = 0, pri_old = 0, io_other = 0, pri_other = 0;
-  evw::Io io(loop, number, evw::READ, [&](evw::Io&, int) { ++io_old; });
+  evw::Io io(loop, number, evw::Event::Read, [&](evw::Io&, int) { ++io_old; });
   evw::Priority pri(loop, number, [&](evw::Priority&, int) { ++pri_old; });
-  evw::Io io_by(loop, other_server.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io_by(loop, other_server.get(), evw::Event::Read, [&](evw::Io& w, int) {
     ++io_other;
     char buf[64];
     while (::recv(w.fd(), buf, sizeof buf, 0) > 0) {
@@ -264,13 +264,13 @@ TEST_CASE("reliability: an fd closed and reused under active Io and Priority wat
   pri.start();
   io_by.start();
   pri_by.start();
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   REQUIRE(io_old + pri_old == 0);
 
   // Closed: no callback, no crash, the watchers still say they are active.
   server.reset();
   client.reset();
-  for (int i = 0; i < 5; ++i) loop.run(evw::NOWAIT);
+  for (int i = 0; i < 5; ++i) loop.run(evw::Run::NoWait);
   CHECK(io_old == 0);
   CHECK(pri_old == 0);
   CHECK(io.is_active());
@@ -294,7 +294,7 @@ TEST_CASE("reliability: an fd closed and reused under active Io and Priority wat
   spare.clear();
   send_urgent(peer.get(), watched.get(), 'u');
   REQUIRE(::send(peer.get(), "data", 4, 0) == 4);
-  for (int i = 0; i < 5; ++i) loop.run(evw::NOWAIT);
+  for (int i = 0; i < 5; ++i) loop.run(evw::Run::NoWait);
   MESSAGE("reused fd " << number << " before any restart: old Io called " << io_old << " times, old Priority "
                        << pri_old << " times (expected: 0, the new file is not registered)");
   CHECK(io_old == 0);
@@ -302,11 +302,11 @@ TEST_CASE("reliability: an fd closed and reused under active Io and Priority wat
 
   // A new watcher on the number registers the new file, for every watcher of it.
   int io_new = 0, pri_new = 0;
-  evw::Io io2(loop, number, evw::READ, [&](evw::Io&, int) { ++io_new; });
+  evw::Io io2(loop, number, evw::Event::Read, [&](evw::Io&, int) { ++io_new; });
   evw::Priority pri2(loop, number, [&](evw::Priority&, int) { ++pri_new; });
   io2.start();
   pri2.start();
-  for (int i = 0; i < 3; ++i) loop.run(evw::NOWAIT);
+  for (int i = 0; i < 3; ++i) loop.run(evw::Run::NoWait);
   MESSAGE("after starting new watchers on fd " << number << ": new Io " << io_new << ", new Priority " << pri_new
                                                << ", old Io " << io_old << ", old Priority " << pri_old);
   CHECK(io_new == 3);   // level-triggered: the data and the urgent byte stay unread
@@ -325,7 +325,7 @@ TEST_CASE("reliability: an fd closed and reused under active Io and Priority wat
   pri2.stop();
   io_by.stop();
   pri_by.stop();
-  CHECK_FALSE(loop.run(evw::NOWAIT));
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
 }
 
 // The same mistake with a duplicate of the descriptor alive elsewhere (dup(),
@@ -362,11 +362,11 @@ TEST_CASE("reliability: a dup'ed fd closed under a Priority watcher leaves no st
   std::unique_ptr<evw::Priority> fresh;
   if (reuse.get() == number) {
     fresh = std::make_unique<evw::Priority>(loop, number, [&](evw::Priority&, int revents) {
-      if (revents & evw::PRI) ++wrong;  // an unconnected socket has no urgent data: PRI is the old file's
+      if (revents & evw::Event::Pri) ++wrong;  // an unconnected socket has no urgent data: Event::Pri is the old file's
       wrong_revents = revents;
     });
     fresh->start();
-    for (int i = 0; i < 3; ++i) loop.run(evw::NOWAIT);
+    for (int i = 0; i < 3; ++i) loop.run(evw::Run::NoWait);
     fresh->stop();
   }
   keep.stop();
@@ -452,7 +452,7 @@ TEST_CASE("reliability: with RLIMIT_NOFILE exhausted a Loop works or throws EMFI
       evw::Loop rehearsal;
       evw::Timer t(rehearsal, 0.0, 0.0, [](evw::Timer&, int) {});
       t.start();
-      rehearsal.run(evw::ONCE);
+      rehearsal.run(evw::Run::Once);
     }
     {
       Exhaust exhaust;
@@ -465,7 +465,7 @@ TEST_CASE("reliability: with RLIMIT_NOFILE exhausted a Loop works or throws EMFI
         int fired = 0;
         evw::Timer t(*loop, 0.0, 0.0, [&](evw::Timer&, int) { ++fired; });
         t.start();
-        loop->run(evw::ONCE);
+        loop->run(evw::Run::Once);
         if (fired != 1) return "the loop made under exhaustion did not run its timer";
       }
     }
@@ -502,7 +502,7 @@ TEST_CASE("reliability: with RLIMIT_NOFILE exhausted the first Priority start th
       Exhaust exhaust;
       if (!exhaust.exhausted()) return "could not exhaust descriptors";
       if (auto e = works_or_emfile("Priority::start", [&] { p.start(); }, outcome); !e.empty()) return e;
-      if (!p.is_active() && loop.run(evw::NOWAIT)) return "a failed start left something active";
+      if (!p.is_active() && loop.run(evw::Run::NoWait)) return "a failed start left something active";
     }
     p.start();
     send_urgent(client.get(), server.get());
@@ -532,7 +532,7 @@ TEST_CASE("reliability: with RLIMIT_NOFILE exhausted the first Signal of a new l
       if (auto e = works_or_emfile("Signal::start", [&] { s.start(); }, outcome); !e.empty()) return e;
       if (s.is_active()) {
         ::raise(SIGUSR1);
-        loop.run(evw::NOWAIT);
+        loop.run(evw::Run::NoWait);
       }
     }
     s.start();
@@ -557,7 +557,7 @@ TEST_CASE("reliability: with RLIMIT_NOFILE exhausted an Async throws EMFILE") {
       evw::Async other(rehearsal, [](evw::Async&, int) {});
       other.start();
       other.send();
-      rehearsal.run(evw::NOWAIT);
+      rehearsal.run(evw::Run::NoWait);
     }
     {
       Exhaust exhaust;
@@ -634,7 +634,7 @@ void flush_signal_flags() {
   b.start();
   ::raise(SIGUSR1);
   ::raise(SIGUSR2);
-  flush.run(evw::NOWAIT);
+  flush.run(evw::Run::NoWait);
 }
 }  // namespace
 
@@ -682,7 +682,7 @@ TEST_CASE("reliability: 100k SIGUSR1 from another process; the loop survives and
     int fired = 0;
     evw::Timer once(loop, 0.0, 0.0, [&](evw::Timer&, int) { ++fired; });
     once.start();
-    loop.run(evw::ONCE);
+    loop.run(evw::Run::Once);
     CHECK(fired == 1);
     s1.stop();
     s2.stop();
@@ -712,13 +712,13 @@ TEST_CASE("reliability: after fork and loop.fork the child keeps using Io Timer 
   auto &t1_client = t1_pair.first, &t1_server = t1_pair.second;
   auto &t2_client = t2_pair.first, &t2_server = t2_pair.second;
   int io_a = 0, io_b = 0, pri_1 = 0, pri_2 = 0, ticks = 0;
-  evw::Io ia(loop, a_here.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io ia(loop, a_here.get(), evw::Event::Read, [&](evw::Io& w, int) {
     ++io_a;
     char buf[16];
     while (::read(w.fd(), buf, sizeof buf) > 0) {
     }
   });
-  evw::Io ib(loop, b_here.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io ib(loop, b_here.get(), evw::Event::Read, [&](evw::Io& w, int) {
     ++io_b;
     char buf[16];
     while (::read(w.fd(), buf, sizeof buf) > 0) {
@@ -738,7 +738,7 @@ TEST_CASE("reliability: after fork and loop.fork the child keeps using Io Timer 
   p1.start();
   p2.start();
   tick.start();
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   int ready[2];
   REQUIRE(::pipe2(ready, O_CLOEXEC) == 0);
   Fd ready_r(ready[0]), ready_w(ready[1]);
@@ -748,7 +748,7 @@ TEST_CASE("reliability: after fork and loop.fork the child keeps using Io Timer 
     // The parent's watchers are not ours: stopping them must not touch the parent.
     ib.stop();
     p2.stop();
-    loop.run(evw::NOWAIT);  // libev rebuilds its own epoll set here
+    loop.run(evw::Run::NoWait);  // libev rebuilds its own epoll set here
     if (::write(ready_w.get(), "r", 1) != 1) return "cannot tell the parent";
     if (::write(a_there.get(), "x", 1) != 1) return "write";
     send_urgent(t1_client.get(), t1_server.get());
@@ -816,7 +816,7 @@ TEST_CASE("reliability: after fork and loop.fork the child keeps using a Gpio on
   CHECK(sim.input(23) == 1);
   send_urgent(client.get(), server.get());
   CHECK(run_until(loop, [&] { return parent_pri == 1; }));
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   const int before = calls;
   sim.set_input(23, 0);
   CHECK(run_until(loop, [&] { return calls == before + 1; }));

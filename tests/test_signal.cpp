@@ -32,7 +32,7 @@ TEST_CASE("Signal delivers a raised signal as an event") {
   ::raise(SIGUSR1);
   CHECK(run_until(loop, [&] { return got != 0; }));
   CHECK(got == SIGUSR1);
-  CHECK(rev == evw::SIGNAL);
+  CHECK(rev == evw::Event::Signal);
 }
 
 TEST_CASE("Signal from another process reaches the loop") {
@@ -152,12 +152,12 @@ TEST_CASE("Signal set() while active or pending moves it and keeps the pending e
   CHECK(s.is_active());
   ::raise(SIGUSR2);
   CHECK(run_until(loop, [&] { return seen.size() == 1; }));
-  s.feed(evw::SIGNAL);
+  s.feed(evw::Event::Signal);
   s.set(SIGUSR1);
   s.set_priority(1);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(seen == std::vector<int>{SIGUSR2, SIGUSR1});
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(seen.size() == 2);
 }
 
@@ -178,7 +178,7 @@ TEST_CASE("Signal priorities, user data and destruction inside callbacks") {
   ::raise(SIGUSR1);
   ::raise(SIGUSR2);
   CHECK(run_until(loop, [&] { return !high; }));
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(order == std::vector<int>{2});
 }
 
@@ -209,7 +209,7 @@ TEST_CASE("a signal received before its last watcher stopped does not reach a la
     a.stop();
     evw::Signal b(loop, SIGUSR1, [&](evw::Signal&, int) { ++later; });
     b.start();
-    for (int i = 0; i < 3; ++i) loop.run(evw::NOWAIT);  // the wakeup pipe is still readable
+    for (int i = 0; i < 3; ++i) loop.run(evw::Run::NoWait);  // the wakeup pipe is still readable
     CHECK(first == 0);
     CHECK(later == 0);
     REQUIRE(::raise(SIGUSR1) == 0);  // a real one still arrives
@@ -230,7 +230,7 @@ TEST_CASE("a signal received before its last watcher stopped does not reach a la
     c.start();
     REQUIRE(::raise(SIGUSR2) == 0);  // wakes the loop: libev scans every flag
     CHECK(evw_test::run_until(loop, [&] { return other == 1; }));
-    loop.run(evw::NOWAIT);
+    loop.run(evw::Run::NoWait);
     CHECK(later == 0);
   }
 }
@@ -248,7 +248,7 @@ TEST_CASE("Signal set() to another signal does not leave a received signal to a 
   CHECK(a.is_active());
   evw::Signal b(loop, SIGUSR1, [&](evw::Signal&, int) { ++later; });
   b.start();
-  for (int i = 0; i < 3; ++i) loop.run(evw::NOWAIT);
+  for (int i = 0; i < 3; ++i) loop.run(evw::Run::NoWait);
   CHECK(later == 0);
   CHECK(first == 0);  // received before set(): dropped, as by stop()
   REQUIRE(::raise(SIGUSR1) == 0);  // a real one still arrives
@@ -269,7 +269,7 @@ TEST_CASE("Signal priorities order a raised signal against a due Timer, both way
     s.start();
     t.start();
     REQUIRE(::raise(SIGUSR1) == 0);
-    loop.run(evw::ONCE);  // both are ready in this one iteration
+    loop.run(evw::Run::Once);  // both are ready in this one iteration
     CHECK(order == (sig_pri > 0 ? std::vector<int>{0, 1} : std::vector<int>{1, 0}));
   }
 }
@@ -293,12 +293,12 @@ TEST_CASE("Signal set() on a watcher whose raised signal is pending delivers it 
   auto [a, b] = evw_test::socket_pair();
   std::vector<int> seen;
   evw::Signal s(loop, SIGUSR1, [&](evw::Signal& w, int revents) {
-    CHECK(revents == evw::SIGNAL);
+    CHECK(revents == evw::Event::Signal);
     seen.push_back(w.signum());
   });
   bool was_pending = false;
   // The Io runs first (priority 1 > 0), after libev turned the signal into s's pending event.
-  evw::Io io(loop, a.get(), evw::READ, [&](evw::Io& w, int) {
+  evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
     char c;
     while (::read(w.fd(), &c, 1) == 1) {}
     was_pending = s.is_pending();
@@ -310,10 +310,10 @@ TEST_CASE("Signal set() on a watcher whose raised signal is pending delivers it 
   io.start();
   REQUIRE(::raise(SIGUSR1) == 0);
   REQUIRE(::write(b.get(), "x", 1) == 1);
-  loop.run(evw::ONCE);
+  loop.run(evw::Run::Once);
   CHECK(was_pending);
   CHECK(seen == std::vector<int>{SIGUSR2});  // in the same iteration, after the change
-  for (int i = 0; i < 3; ++i) loop.run(evw::NOWAIT);
+  for (int i = 0; i < 3; ++i) loop.run(evw::Run::NoWait);
   CHECK(seen.size() == 1);
   REQUIRE(::raise(SIGUSR2) == 0);
   CHECK(run_until(loop, [&] { return seen.size() == 2; }));

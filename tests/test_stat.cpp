@@ -65,7 +65,7 @@ TEST_CASE("Stat sees a real file grow and vanish") {
 
   append(dir.file(), "defg");
   CHECK(run_until(loop, [&] { return calls >= 1; }));
-  CHECK(last == evw::STAT);
+  CHECK(last == evw::Event::Stat);
   CHECK(st.attr().st_size == 7);
   CHECK(st.prev().st_size == 3);
 
@@ -113,7 +113,7 @@ TEST_CASE("Stat owns its path, refresh() re-reads without a callback") {
   append(dir.file("/other"), "333");
   st->refresh();
   CHECK(st->attr().st_size == 5);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 0);  // the change was taken by refresh(): nothing new to report
   st.reset();
   CHECK(loop.watcher_count() == 0);
@@ -143,16 +143,16 @@ TEST_CASE("Stat set() and set_priority() on a pending watcher deliver the event 
   int calls = 0;
   evw::Stat st(loop, dir.file(), 1.0, [&](evw::Stat&, int) { ++calls; });
   st.start();
-  st.feed(evw::STAT);
+  st.feed(evw::Event::Stat);
   st.set(dir.file("/other"), 2.0);
   CHECK(st.is_pending());
   CHECK(st.is_active());
   CHECK(st.attr().st_nlink == 0);  // restarted on the new (missing) path
   st.set_priority(1);
   CHECK(st.is_pending());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   st.stop();
 }
@@ -163,9 +163,9 @@ TEST_CASE("Stat priorities order its events among other watcher types") {
   evw::Stat s(loop, "/tmp", 1.0, [&](evw::Stat&, int) { order.push_back(0); });
   evw::Timer t(loop, 10.0, 0.0, [&](evw::Timer&, int) { order.push_back(1); });
   s.set_priority(-1);
-  s.feed(evw::STAT);
-  t.feed(evw::TIMER);
-  loop.run(evw::NOWAIT);
+  s.feed(evw::Event::Stat);
+  t.feed(evw::Event::Timer);
+  loop.run(evw::Run::NoWait);
   CHECK(order == std::vector<int>{1, 0});
 }
 
@@ -214,10 +214,10 @@ TEST_CASE("Stat stopped inside its own callback reports no later change") {
   CHECK(run_until(loop, [&] { return calls == 1; }));
   CHECK_FALSE(st.is_active());
   append(dir.file(), "333");
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK_FALSE(run_until(loop, [&] { return calls > 1; }, 0.3));
   CHECK(calls == 1);
-  CHECK_FALSE(loop.run(evw::NOWAIT));  // nothing left active
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // nothing left active
 }
 
 TEST_CASE("Stat set() while active watches the new path, not the old one") {

@@ -30,7 +30,7 @@ TEST_CASE("Timer fires once after `after`, or repeatedly with `repeat`") {
   CHECK(t1.remaining() <= 0.002 + 1e-9);
   loop.run();
   CHECK(once == 1);
-  CHECK(last == evw::TIMER);
+  CHECK(last == evw::Event::Timer);
   CHECK(rep == 3);
   CHECK_FALSE(t1.is_active());
   CHECK(t1.remaining() == 0.0);
@@ -93,15 +93,15 @@ TEST_CASE("Timer set() and set_priority() on a pending timer deliver the expiry 
   int calls = 0;
   evw::Timer t(loop, 10.0, 0.0, [&](evw::Timer&, int) { ++calls; });
   t.start();
-  t.feed(evw::TIMER);
+  t.feed(evw::Event::Timer);
   t.set(20.0, 0.0);
   CHECK(t.is_pending());
   CHECK(t.is_active());
   t.set_priority(-1);
   CHECK(t.is_pending());
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
-  loop.run(evw::NOWAIT);
+  loop.run(evw::Run::NoWait);
   CHECK(calls == 1);
   CHECK(t.remaining() > 19.0);
 }

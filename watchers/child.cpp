@@ -42,9 +42,9 @@ Child::Child(Loop& loop, int pid, bool trace, Callback cb)
   w->rpid = 0;
   w->rstatus = 0;
   ev_set_cb(w, child_callback);
-  // libev sets MAXPRI itself when a status arrives (child_reap); doing it now
+  // libev sets max_priority itself when a status arrives (child_reap); doing it now
   // keeps priority() truthful and a pending event in the right queue.
-  ev_set_priority(w, MAXPRI);
+  ev_set_priority(w, max_priority);
 }
 
 Child::~Child() { stop(); }
@@ -57,10 +57,10 @@ void Child::set(int pid, bool trace) {
 }
 
 void Child::check_priority(int pri) const {
-  if (pri != MAXPRI)
+  if (pri != max_priority)
     detail::throw_invalid("Child", "priority",
-                          std::to_string(pri) + ": child watchers always run at MAXPRI (" +
-                              std::to_string(MAXPRI) + "), libev resets any other");
+                          std::to_string(pri) + ": child watchers always run at max_priority (" +
+                              std::to_string(max_priority) + "), libev resets any other");
 }
 
 int Child::pid() const noexcept { return detail::ev_of<ev_child>(*this)->pid; }

@@ -6,9 +6,9 @@
 // of that pid (or of pid 0, any child); a status nobody watches is lost, so
 // do not mix with your own waitpid() while the default loop runs. Start the
 // watcher before the default loop next runs after fork(); a child that exited
-// earlier is still reported then. libev delivers child events at MAXPRI and
+// earlier is still reported then. libev delivers child events at max_priority and
 // forces that priority on the watcher, so a Child watcher always has
-// priority MAXPRI (set_priority to anything else throws). With trace, stops
+// priority max_priority (set_priority to anything else throws). With trace, stops
 // and continues (WIFSTOPPED, WIFCONTINUED) are reported too, not only exits.
 #pragma once
 
@@ -37,7 +37,7 @@ class Child final : public detail::Watcher<Child> {
   int rstatus() const noexcept;     ///< its status, for WIFEXITED/WEXITSTATUS etc. (0 before)
 
  private:
-  // Only MAXPRI: libev's rule for child watchers.
+  // Only max_priority: libev's rule for child watchers.
   void check_priority(int pri) const override;
   void start_impl() override;
   void stop_impl() noexcept override;

@@ -40,9 +40,9 @@ void embed_prepare(struct ev_loop* raw, ev_prepare* prepare, int revents) noexce
 
 std::string backend_names(unsigned backends) {
   static constexpr std::pair<unsigned, const char*> names[] = {
-      {BACKEND_SELECT, "select"}, {BACKEND_POLL, "poll"},       {BACKEND_EPOLL, "epoll"},
-      {BACKEND_KQUEUE, "kqueue"}, {BACKEND_DEVPOLL, "devpoll"}, {BACKEND_PORT, "port"},
-      {BACKEND_LINUXAIO, "linuxaio"}, {BACKEND_IOURING, "io_uring"}};
+      {Backend::Select, "select"}, {Backend::Poll, "poll"},       {Backend::Epoll, "epoll"},
+      {Backend::Kqueue, "kqueue"}, {Backend::DevPoll, "devpoll"}, {Backend::Port, "port"},
+      {Backend::LinuxAio, "linuxaio"}, {Backend::IoUring, "io_uring"}};
   std::string out;
   for (auto [bit, name] : names)
     if (backends & bit) out += (out.empty() ? "" : ", ") + std::string(name);
@@ -141,7 +141,7 @@ void Embed::watch(Loop& other) {
   ev_embed_set(detail::ev_of<ev_embed>(*this), other.raw());
 }
 
-void Embed::sweep() { other().run(NOWAIT); }
+void Embed::sweep() { other().run(Run::NoWait); }
 
 Loop& Embed::other() const {
   if (!other_exists())

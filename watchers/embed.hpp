@@ -8,7 +8,7 @@
 // loop that must use another one.
 //
 // Caveats: the other loop's backend must be embeddable (ev_embeddable_backends:
-// on Linux epoll, so create it as Loop(BACKEND_EPOLL); libev also lists io_uring,
+// on Linux epoll, so create it as Loop(Backend::Epoll); libev also lists io_uring,
 // which it cannot embed, so evw refuses it), it must not be the
 // embedding loop itself, loops may not embed each other in a circle, and a
 // chain of embedded loops has at most 4 (the kernel's epoll nesting limit) (all

@@ -2,7 +2,7 @@
 // fork (libev's ev_fork).
 //
 // Caveats: nothing is automatic: after fork() the child calls loop.fork()
-// (or the loop was created with FLAG_FORKCHECK), and the Fork callbacks run
+// (or the loop was created with LoopFlag::ForkCheck), and the Fork callbacks run
 // at the start of the child's next iteration, before Prepare. Use it to
 // re-create state the child must not share with the parent. An active Fork
 // watcher keeps run() from returning, like any active watcher.

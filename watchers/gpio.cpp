@@ -290,7 +290,7 @@ void Gpio::on_condition(int revents) noexcept {
   if (level < 0) {
     error_ = std::error_code(-level, std::generic_category());
     stop();  // a gone file stays "ready" forever: do not spin on it
-    detail::dispatch(*this, ERR);
+    detail::dispatch(*this, Event::Error);
     return;
   }
   value_ = level;

@@ -19,7 +19,7 @@
 //   the end; a line this watcher exported is unexported by its destructor,
 //   which breaks any other user of it. If the line disappears underneath
 //   (unexported elsewhere), the next event fails to read it: the watcher
-//   stops itself and calls back once with ERR, and error() says why (ENODEV).
+//   stops itself and calls back once with Event::Error, and error() says why (ENODEV).
 // - debounce is a software filter of delivered callbacks, see GpioConfig.
 // - The sysfs GPIO interface is deprecated in the kernel (CONFIG_GPIO_SYSFS);
 //   lines named by the driver (gpioN directories with other names) are not
@@ -85,8 +85,8 @@ class EdgeAwaitable;  // defined in <evw/coro/edge.hpp>
 
 }  // namespace detail
 
-/// Calls back on the selected edges of a sysfs GPIO input: revents PRI, with
-/// value() already updated; ERR once if `value` can no longer be read (the
+/// Calls back on the selected edges of a sysfs GPIO input: revents Event::Pri, with
+/// value() already updated; Event::Error once if `value` can no longer be read (the
 /// watcher has then stopped itself; error() says why).
 class Gpio final : public detail::ExceptWatcher<Gpio> {
  public:
@@ -111,7 +111,7 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   ///        next event, after this watcher's own callback has run for it.
   ///        Starts the watcher for the wait if it is stopped (and stops it
   ///        again after). Needs <evw/coro/coro.hpp>; see coro/edge.hpp.
-  /// @return (at co_await) the revents: PRI, value() being the new level; ERR
+  /// @return (at co_await) the revents: Event::Pri, value() being the new level; Event::Error
   ///         once if `value` can no longer be read.
   /// @throws (at co_await) what start() throws; std::logic_error if another
   ///         coroutine awaits edge() of this watcher.
@@ -142,7 +142,7 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   bool exported() const noexcept { return exported_; }
   /// Edges swallowed by the debounce filter so far.
   std::uint64_t debounced() const noexcept { return debounced_; }
-  /// Why the watcher stopped itself with ERR (reading `value` failed), else
+  /// Why the watcher stopped itself with Event::Error (reading `value` failed), else
   /// empty; cleared by the next start().
   std::error_code error() const noexcept { return error_; }
   /// The open `value` file (owned by the watcher).

@@ -243,12 +243,12 @@ void GpioLine::on_readable(int revents) noexcept {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
     error_ = std::error_code(errno, std::generic_category());
     stop();  // a failing fd stays readable: do not spin on it
-    detail::dispatch(*this, ERR);
+    detail::dispatch(*this, Event::Error);
     return;
   }
   if (n == 0) {
     stop();  // end of file (only an fd that is not a request has one) stays readable
-    detail::dispatch(*this, HUP);
+    detail::dispatch(*this, Event::Hup);
     return;
   }
   events_.clear();

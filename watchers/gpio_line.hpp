@@ -2,7 +2,7 @@
 // (/dev/gpiochipN, the kernel's uAPI v2 in <linux/gpio.h>).
 //
 // The constructor requests the line as an input with edge detection, bias,
-// active-low and (kernel) debounce; start() watches the request fd for READ.
+// active-low and (kernel) debounce; start() watches the request fd for Event::Read.
 // Each callback gets one batch of events (up to 16 per read), in
 // last_events(): every edge with its kernel timestamp and sequence numbers,
 // which sysfs (evw::Gpio) cannot give.
@@ -91,7 +91,7 @@ namespace detail {
 struct GpioLineTrampoline;
 }
 
-/// Calls back (revents READ) with a batch of edge events of one GPIO line.
+/// Calls back (revents Event::Read) with a batch of edge events of one GPIO line.
 class GpioLine final : public detail::Watcher<GpioLine> {
  public:
   /// An already-open request fd (or any fd that yields gpio_v2_line_event records).
@@ -125,8 +125,8 @@ class GpioLine final : public detail::Watcher<GpioLine> {
   ///        the next batch of events, after this watcher's own callback has
   ///        run for it. Starts the watcher for the wait if it is stopped (and
   ///        stops it again after). Needs <evw/coro/coro.hpp>; see coro/edge.hpp.
-  /// @return (at co_await) the revents: READ, last_events() being the batch;
-  ///         ERR or HUP once if the request fd fails or closes.
+  /// @return (at co_await) the revents: Event::Read, last_events() being the batch;
+  ///         Event::Error or Event::Hup once if the request fd fails or closes.
   /// @throws (at co_await) what start() throws; std::logic_error if another
   ///         coroutine awaits edge() of this watcher.
   template <class Self = GpioLine>
@@ -144,7 +144,7 @@ class GpioLine final : public detail::Watcher<GpioLine> {
   /// @brief The line's current logical level (GPIO_V2_LINE_GET_VALUES_IOCTL).
   /// @throws std::system_error (ENOTTY if the fd is not a line request).
   int read_value() const;
-  /// Why the watcher stopped itself with ERR (reading failed), else empty;
+  /// Why the watcher stopped itself with Event::Error (reading failed), else empty;
   /// cleared by the next start().
   std::error_code error() const noexcept { return error_; }
 

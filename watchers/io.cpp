@@ -21,10 +21,10 @@ void io_callback(struct ev_loop*, ev_io* w, int revents) noexcept {
 
 void check(int fd, int events) {
   if (fd < 0) detail::throw_invalid("Io", "fd", std::to_string(fd) + " is negative");
-  if (events == 0 || (events & ~(READ | WRITE)) != 0)
+  if (events == 0 || (events & ~(Event::Read | Event::Write)) != 0)
     detail::throw_invalid("Io", "events", std::to_string(events) +
-                                              (events & PRI ? " include PRI: use evw::Priority"
-                                                            : " must be READ, WRITE or both"));
+                                              (events & Event::Pri ? " include Event::Pri: use evw::Priority"
+                                                            : " must be Event::Read, Event::Write or both"));
 }
 
 // Before libev registers the fds noted by start() and stop() (see
@@ -78,7 +78,7 @@ void Io::set(int fd, int events) {
 }
 
 int Io::fd() const noexcept { return detail::ev_of<ev_io>(*this)->fd; }
-int Io::events() const noexcept { return detail::ev_of<ev_io>(*this)->events & (READ | WRITE); }
+int Io::events() const noexcept { return detail::ev_of<ev_io>(*this)->events & (Event::Read | Event::Write); }
 
 void Io::start_impl() {
   // libev would report a closed fd later as EV_ERROR and stop the watcher;

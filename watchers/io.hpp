@@ -12,12 +12,12 @@
 
 namespace evw {
 
-/// Watches an fd for READ and/or WRITE (libev's ev_io).
+/// Watches an fd for Event::Read and/or Event::Write (libev's ev_io).
 class Io final : public detail::Watcher<Io> {
  public:
-  /// @brief A stopped watcher of fd for events (READ, WRITE or both).
+  /// @brief A stopped watcher of fd for events (Event::Read, Event::Write or both).
   /// @throws std::invalid_argument if fd < 0 or events is empty or has bits
-  ///         other than READ|WRITE; if cb is empty.
+  ///         other than Event::Read|Event::Write; if cb is empty.
   Io(Loop& loop, int fd, int events, Callback cb);
   ~Io();
   /// @brief Watch another fd and/or events; allowed while active or pending

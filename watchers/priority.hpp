@@ -1,13 +1,13 @@
 // evw::Priority — exceptional conditions (EPOLLPRI) on any pollable fd.
 //
 // What libev's ev_io cannot watch: TCP urgent data (send(..., MSG_OOB)), a
-// sysfs GPIO interrupt, other drivers' POLLPRI. revents is PRI (EPOLLERR that
-// comes with EPOLLPRI, as sysfs always adds, is still plain PRI), ERR for
-// EPOLLERR alone, HUP for EPOLLHUP.
+// sysfs GPIO interrupt, other drivers' POLLPRI. revents is Event::Pri (EPOLLERR that
+// comes with EPOLLPRI, as sysfs always adds, is still plain Event::Pri), Event::Error for
+// EPOLLERR alone, Event::Hup for EPOLLHUP.
 //
 // Caveats: level-triggered like Io: the callback must clear the condition
 // (recv(fd, &c, 1, MSG_OOB) for urgent data, lseek+read for sysfs) or it is
-// called again next iteration; after HUP or ERR stop the watcher or close the
+// called again next iteration; after Event::Hup or Event::Error stop the watcher or close the
 // fd, or it keeps firing. start() throws std::system_error for fds epoll
 // refuses: EPERM for regular files, EBADF for closed ones. With SO_OOBINLINE
 // the urgent byte is read inline and EPOLLPRI stays until it is consumed.

@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
     e->client = std::move(c);
     e->server = std::move(s);
     Echo* ep = e.get();
-    e->server_io = std::make_unique<evw::Io>(loop, ep->server.fd, evw::READ, [ep](evw::Io& w, int) {
+    e->server_io = std::make_unique<evw::Io>(loop, ep->server.fd, evw::Event::Read, [ep](evw::Io& w, int) {
       const ssize_t r = ::read(w.fd(), ep->back + ep->back_have, static_cast<std::size_t>(kMessage - ep->back_have));
       if (r <= 0) return;
       ep->back_have += static_cast<int>(r);
@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
       (void)::write(w.fd(), ep->back, kMessage);  // small: fits the socket buffer
       ep->back_have = 0;
     });
-    e->client_io = std::make_unique<evw::Io>(loop, ep->client.fd, evw::READ, [ep, &n](evw::Io& w, int) {
+    e->client_io = std::make_unique<evw::Io>(loop, ep->client.fd, evw::Event::Read, [ep, &n](evw::Io& w, int) {
       const ssize_t r = ::read(w.fd(), ep->in + ep->have, static_cast<std::size_t>(kMessage - ep->have));
       if (r <= 0) return;
       ep->have += static_cast<int>(r);
@@ -282,7 +282,7 @@ int main(int argc, char** argv) {
     auto [a, b] = socket_pair();
     auto [c, s] = tcp_pair();
     int got = 0;
-    evw::Io io(loop, a.fd, evw::READ, [&got](evw::Io& w, int) {
+    evw::Io io(loop, a.fd, evw::Event::Read, [&got](evw::Io& w, int) {
       char buf[16];
       if (::read(w.fd(), buf, sizeof buf) > 0) ++got;
     });
@@ -296,8 +296,8 @@ int main(int argc, char** argv) {
     idle.start();
     (void)::write(b.fd, "x", 1);
     send_urgent(c.fd, s.fd);
-    loop.run(evw::NOWAIT);  // a nested run, as some applications do
-    loop.run(evw::NOWAIT);
+    loop.run(evw::Run::NoWait);  // a nested run, as some applications do
+    loop.run(evw::Run::NoWait);
     ++n.churn;
   });
   churn.start();
@@ -328,7 +328,7 @@ int main(int argc, char** argv) {
     if (t >= duration) {
       rss_end = rss_kb();
       fds_end = open_fds();
-      loop.stop(evw::BREAK_ALL);
+      loop.stop(evw::Break::All);
     }
   });
   monitor.start();
