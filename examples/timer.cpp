@@ -1,5 +1,5 @@
 // Minimal example of evw::Timer: a one-shot, a repeating tick, and an
-// inactivity timeout kept alive with again().
+// inactivity timeout pushed back with restart() on each activity.
 #include <evw/evw.hpp>
 
 #include <cstdio>
@@ -15,8 +15,8 @@ int main() {
 
   evw::Timer once(loop, 50ms, 0s, [&](evw::Timer&, int) { std::printf("%.3fs one-shot\n", at()); });
 
-  // An inactivity timeout: fires only if nobody calls again() for 300 ms.
-  evw::Timer idle(loop, 0s, 300ms, [&](evw::Timer&, int) {
+  // An inactivity timeout: fires only if nothing happens for 300 ms.
+  evw::Timer idle(loop, 300ms, 0s, [&](evw::Timer&, int) {
     std::printf("%.3fs idle timeout: stopping\n", at());
     loop.stop();
   });
@@ -24,12 +24,12 @@ int main() {
   int ticks = 0;
   evw::Timer tick(loop, 100ms, 100ms, [&](evw::Timer& w, int) {
     std::printf("%.3fs tick %d (idle timer has %.3fs left, reset now)\n", at(), ++ticks, idle.remaining());
-    idle.again();  // activity: push the timeout back
+    idle.restart();  // activity: 300 ms from now again
     if (ticks == kTicks) w.stop();
   });
 
   once.start();
-  idle.again();  // starts it with its repeat interval
+  idle.start();
   tick.start();
   loop.run();
   std::printf("done after %d ticks\n", ticks);

@@ -10,6 +10,8 @@
 #include <memory>
 #include <vector>
 
+#include <unistd.h>
+
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -160,4 +162,104 @@ TEST_CASE("a loop-owned Timer active when its loop is destroyed is destroyed wit
   REQUIRE_FALSE(alive.expired());  // held by the watcher's callback
   loop.reset();
   CHECK(alive.expired());
+}
+
+TEST_CASE("Timer restart() is the idle timeout that works the obvious way: a one-shot timer pushed back by activity") {
+  evw::Loop loop;
+  int expired = 0;
+  double expired_at = 0.0, last_activity = 0.0;
+  evw::Timer idle(loop, 50ms, 0s, [&](evw::Timer&, int revents) {
+    expired += revents == evw::Event::Timer;
+    expired_at = loop.now();
+  });
+  idle.start();
+  // Activity every 20 ms, five times: each pushes the 50 ms timeout back.
+  int activity = 0;
+  evw::Timer busy(loop, 20ms, 20ms, [&](evw::Timer& w, int) {
+    idle.restart();
+    last_activity = loop.now();
+    CHECK(idle.is_active());
+    CHECK(idle.remaining() == doctest::Approx(0.05).epsilon(0.2));
+    if (++activity == 5) w.stop();
+  });
+  busy.start();
+  loop.run();  // ends by itself: the idle timer fires once, then nothing is active
+  CHECK(activity == 5);
+  CHECK(expired == 1);
+  CHECK(expired_at - last_activity >= 0.05 - 1e-3);
+  CHECK_FALSE(idle.is_active());
+}
+
+TEST_CASE("Timer again() on a one-shot timer stops it (libev's ev_timer_again); restart() does not") {
+  evw::Loop loop;
+  int fired = 0;
+  evw::Timer t(loop, 10ms, 0s, [&](evw::Timer&, int) { ++fired; });
+  t.start();
+  t.again();
+  CHECK_FALSE(t.is_active());
+  loop.run();
+  CHECK(fired == 0);
+  t.restart();  // a stopped one-shot timer starts
+  CHECK(t.is_active());
+  loop.run();
+  CHECK(fired == 1);
+}
+
+TEST_CASE("Timer restart() starts, restarts and keeps a repeat; restart(after) changes after() for good") {
+  evw::Loop loop;
+  std::vector<double> at;
+  double t0 = 0.0;
+  evw::Timer t(loop, 30ms, 10ms, [&](evw::Timer& w, int) {
+    at.push_back(loop.now() - t0);
+    if (at.size() == 3) w.stop();
+  });
+  CHECK(t.after() == doctest::Approx(0.03));
+  loop.update_now();
+  t0 = loop.now();
+  t.restart(5ms);  // inactive: starts with the new after
+  CHECK(t.is_active());
+  CHECK(t.after() == doctest::Approx(0.005));
+  CHECK(t.repeat() == doctest::Approx(0.01));
+  loop.run();
+  REQUIRE(at.size() == 3);
+  CHECK(at[0] >= 0.005 - 1e-3);
+  CHECK(at[0] < 0.03);               // not the old after
+  CHECK(at[1] - at[0] >= 0.01 - 1e-3);  // then the repeat
+  t.set(1s, 0s);
+  CHECK(t.after() == 1.0);  // set() changes after too
+  t.restart(0s);            // after 0: fires in the next iteration
+  loop.run(evw::Run::NoWait);
+  CHECK(at.size() == 4);
+}
+
+TEST_CASE("Timer restart() on a pending timer drops the expiry; it fires again `after` later") {
+  evw::Loop loop;
+  int fired = 0;
+  evw::Timer t(loop, 1ms, 0s, [&](evw::Timer&, int) { ++fired; });
+  t.start();
+  // A higher-priority callback of the same iteration restarts the pending timer.
+  evw::Timer first(loop, 1ms, 0s, [&](evw::Timer&, int) {
+    REQUIRE(t.is_pending());
+    t.restart(20ms);
+    CHECK_FALSE(t.is_pending());
+    CHECK(t.is_active());
+  });
+  first.set_priority(evw::max_priority);
+  first.start();
+  ::usleep(3000);
+  loop.run(evw::Run::NoWait);
+  CHECK(fired == 0);
+  loop.run();
+  CHECK(fired == 1);
+}
+
+TEST_CASE("Timer restart() refuses a detached timer and a non-finite after") {
+  auto loop = std::make_unique<evw::Loop>();
+  evw::Timer t(*loop, 1s, 0s, [](evw::Timer&, int) {});
+  CHECK_THROWS_AS(t.restart(std::numeric_limits<double>::infinity()), std::invalid_argument);
+  CHECK(t.after() == 1.0);
+  t.start();
+  loop.reset();
+  CHECK_THROWS_AS(t.restart(), std::logic_error);
+  CHECK_THROWS_AS(t.restart(1ms), std::logic_error);
 }

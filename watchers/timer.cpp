@@ -37,7 +37,7 @@ void check(double after, double repeat) {
 }  // namespace
 
 Timer::Timer(Loop& loop, Seconds after, Seconds repeat, Callback cb)
-    : Watcher(loop, &ev_, "Timer", std::move(cb)) {
+    : Watcher(loop, &ev_, "Timer", std::move(cb)), after_(after) {
   check(after, repeat);
   auto* w = detail::ev_of<ev_timer>(*this);
   ev_timer_set(w, after, repeat);
@@ -49,8 +49,37 @@ Timer::~Timer() { stop(); }
 void Timer::set(Seconds after, Seconds repeat) {
   check(after, repeat);
   Frozen frozen = freeze();
+  after_ = after;
   ev_timer_set(detail::ev_of<ev_timer>(*this), after, repeat);
   thaw(frozen);
+}
+
+void Timer::restart() {
+  Loop* loop = detail::Access::loop(*this);
+  if (loop == nullptr) [[unlikely]] require_attached("restart");
+  auto* w = detail::ev_of<ev_timer>(*this);
+  if (after_ > 0.0 && !detail::Access::failed(*loop)) [[likely]] {
+    // ev_timer_again re-arms at now + repeat in place (one heap adjustment,
+    // not a stop and a start) and drops a pending expiry: lend it `after`.
+    const double repeat = w->repeat;
+    w->repeat = after_;
+    ev_timer_again(loop->raw(), w);
+    w->repeat = repeat;
+    return;
+  }
+  // after <= 0 (ev_timer_again would stop), or an exception is being
+  // reported (stop() also forgets the expiry recorded for the next run()).
+  stop();
+  ev_timer_set(w, after_, w->repeat);
+  start_impl();
+}
+
+void Timer::restart(Seconds after) {
+  if (!std::isfinite(static_cast<double>(after)))
+    detail::throw_invalid("Timer", "after", number(after) + " must be finite");
+  require_attached("restart");
+  after_ = after;
+  restart();
 }
 
 void Timer::again() {

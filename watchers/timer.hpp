@@ -2,9 +2,14 @@
 //
 // Caveats: timers run on the loop's monotonic clock and are based on
 // loop.now(), the time of the start of the iteration; call loop.update_now()
-// after long work. again() restarts a repeating timer from now (the cheap way
-// to implement an inactivity timeout) and, as in libev, drops a pending
-// expiry; set() keeps it. A timer with after <= 0 fires in the next iteration.
+// after long work. For an inactivity timeout call restart() on each activity:
+// it (re)starts the timer `after` from now, active or not, one-shot or
+// repeating, as libuv's uv_timer_start and asio's expires_after do. again()
+// is libev's ev_timer_again, which *stops* a one-shot timer (repeat 0). Both
+// drop a pending expiry; set() keeps it. A timer with after <= 0 fires in the
+// next iteration.
+//
+// revents: Event::Timer (and whatever feed() passes).
 #pragma once
 
 #include "../core/loop.hpp"
@@ -24,10 +29,21 @@ class Timer final : public detail::Watcher<Timer> {
   /// @brief New timing; allowed while active or pending (restarts from now,
   /// keeps a pending expiry). @throws as the constructor.
   void set(Seconds after, Seconds repeat);
-  /// @brief Restart as ev_timer_again: active and repeating → expires
-  /// `repeat` from now; not repeating → stops; inactive and repeating → starts.
+  /// @brief (Re)start from now with `after`, whatever the repeat, active or
+  /// not; a pending expiry is dropped. The idle-timeout idiom.
+  /// @throws std::logic_error if the loop is gone.
+  void restart();
+  /// @brief The same with a new `after`, kept for later restart() calls.
+  /// @throws std::invalid_argument if after is not finite; std::logic_error
+  ///         if the loop is gone.
+  void restart(Seconds after);
+  /// @brief libev's ev_timer_again: active and repeating → expires `repeat`
+  /// from now; repeat 0 → **stops** (also a one-shot timer that is active);
+  /// inactive and repeating → starts. Drops a pending expiry.
   /// @throws std::logic_error if the loop is gone.
   void again();
+  /// @brief The delay restart() and start() use, in seconds.
+  double after() const noexcept { return after_; }
   /// @brief Seconds until it fires (0 if it is not active). (ev_timer_remaining)
   double remaining() const noexcept;
   /// @brief The repeat interval in seconds.
@@ -40,6 +56,7 @@ class Timer final : public detail::Watcher<Timer> {
   void start_impl() override;
   void stop_impl() noexcept override;
   detail::EvStorage<48> ev_;
+  double after_;  // libev turns ev_timer's `at` into an absolute time once started
 };
 
 }  // namespace evw
