@@ -147,7 +147,7 @@ demo: ensure-deps
 	$(BUILD)/examples/demo
 
 # ---- dependencies ------------------------------------------------------------
-DEB_PACKAGES := libev-dev doctest-dev libfuse3-dev fuse3 pkg-config g++ make
+DEB_PACKAGES := libev-dev doctest-dev libfuse3-dev fuse3 libncurses-dev pkg-config g++ make
 BENCH_PACKAGES := libuv1-dev libevent-dev valgrind
 
 deps:
@@ -162,14 +162,17 @@ ensure-deps:
 	[ -f /usr/include/doctest/doctest.h ] || missing="$$missing doctest-dev"; \
 	pkg-config --exists fuse3 2>/dev/null || missing="$$missing libfuse3-dev"; \
 	command -v fusermount3 >/dev/null || missing="$$missing fuse3"; \
+	[ -f /usr/include/term.h ] || missing="$$missing libncurses-dev"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
-	    echo "installing missing packages:$$missing"; $(MAKE) --no-print-directory deps; \
+	    echo "installing missing packages:$$missing (make deps installs $(DEB_PACKAGES))"; \
+	    $(MAKE) --no-print-directory deps >/dev/null || exit 1; \
 	  else echo "missing packages:$$missing — run 'make deps' (needs apt-get and root)"; exit 1; fi; \
 	fi
 
 # ---- install -----------------------------------------------------------------
-$(BUILD)/evw.pc: pkgconfig/evw.pc.in Makefile
+$(BUILD)/%.pc: pkgconfig/%.pc.in Makefile
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
@@ -181,14 +184,14 @@ $(BUILD)/evwConfig.cmake: cmake/evwConfig.cmake.in Makefile
 
 $(BUILD)/evwConfigVersion.cmake: cmake/evwConfigVersion.cmake.in Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' $< > $@
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@MINOR@|$(MINOR)|g' $< > $@
 
 .PHONY: FORCE
 FORCE:
 # The .pc and cmake files depend on PREFIX/LIBDIR: always regenerate them.
-$(BUILD)/evw.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake: FORCE
+$(BUILD)/evw.pc $(BUILD)/evw-static.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake: FORCE
 
-install: lib $(BUILD)/evw.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake $(GPIO_SIM_BIN)
+install: lib $(BUILD)/evw.pc $(BUILD)/evw-static.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake $(GPIO_SIM_BIN)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(BINDIR)
 	install -d $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(sort $(dir $(PUBLIC_HEADERS))))
 	for h in $(PUBLIC_HEADERS); do install -m 644 $$h $(DESTDIR)$(INCLUDEDIR)/evw/$$h; done
@@ -196,9 +199,10 @@ install: lib $(BUILD)/evw.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libevw.so.$(VERSION)
 	ln -sfn libevw.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libevw.so
-	install -m 644 $(BUILD)/evw.pc $(DESTDIR)$(PKGCONFIGDIR)/evw.pc
+	install -m 644 $(BUILD)/evw.pc $(BUILD)/evw-static.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 644 $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake $(DESTDIR)$(CMAKEDIR)/
 	$(if $(GPIO_SIM_BIN),install -m 755 $(GPIO_SIM_BIN) $(DESTDIR)$(BINDIR)/gpio-sim)
+	@$(refresh-linker-cache)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(PUBLIC_HEADERS))
@@ -206,9 +210,23 @@ uninstall:
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/evw 2>/dev/null
 	rm -f $(DESTDIR)$(LIBDIR)/libevw.a $(DESTDIR)$(LIBDIR)/libevw.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libevw.so \
-	      $(DESTDIR)$(PKGCONFIGDIR)/evw.pc $(DESTDIR)$(BINDIR)/gpio-sim \
+	      $(DESTDIR)$(PKGCONFIGDIR)/evw.pc $(DESTDIR)$(PKGCONFIGDIR)/evw-static.pc $(DESTDIR)$(BINDIR)/gpio-sim \
 	      $(DESTDIR)$(CMAKEDIR)/evwConfig.cmake $(DESTDIR)$(CMAKEDIR)/evwConfigVersion.cmake
-	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
+	-rmdir $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(dir $(CMAKEDIR)) $(DESTDIR)$(PKGCONFIGDIR) 2>/dev/null
+	@$(refresh-linker-cache)
+
+# Installing into the live system (no DESTDIR) refreshes the dynamic linker's
+# cache, as libtool installs do: without it a program linked against the new
+# libevw.so fails to start ("cannot open shared object file"). A LIBDIR the
+# linker does not search gets a hint instead.
+define refresh-linker-cache
+if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+  ldconfig; \
+  if [ -e $(LIBDIR)/$(SONAME) ] && ! ldconfig -p | grep -q "$(LIBDIR)/$(SONAME)\$$"; then \
+    echo "note: $(LIBDIR) is not in the dynamic linker's search path: add it to /etc/ld.so.conf.d/ or set LD_LIBRARY_PATH"; \
+  fi; \
+fi
+endef
 
 clean:
 	rm -rf build build-*

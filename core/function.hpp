@@ -17,6 +17,17 @@ namespace evw::detail {
 template <class Signature>
 class Function;
 
+template <class>
+inline constexpr bool always_false = false;
+
+/// Instantiated only for a callable that does not fit Signature: its
+/// static_assert is the whole diagnostic, instead of a page of overload
+/// candidates. Specialised with a message per watcher type in callbacks.hpp.
+template <class Signature, class F>
+struct BadCallable {
+  static_assert(always_false<F>, "evw: the callable does not have the signature this evw call needs");
+};
+
 /// A move-only callable `R(Args...)`.
 template <class R, class... Args>
 class Function<R(Args...)> {
@@ -54,6 +65,13 @@ class Function<R(Args...)> {
         else delete src;
       };
     }
+  }
+  /// A callable of the wrong signature: a static_assert says which one is needed.
+  template <class F, class D = std::decay_t<F>>
+    requires(!std::is_same_v<D, Function> && !std::is_same_v<D, std::nullptr_t> &&
+             !std::is_invocable_r_v<R, D&, Args...>)
+  Function(F&&) {  // NOLINT: implicit, so the conversion is tried and reports
+    static_cast<void>(sizeof(BadCallable<R(Args...), D>));
   }
   Function(Function&& o) noexcept { take(o); }
   Function& operator=(Function&& o) noexcept {

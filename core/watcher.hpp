@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "events.hpp"
+#include "callbacks.hpp"
 #include "function.hpp"
 
 struct ev_loop;

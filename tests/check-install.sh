@@ -1,7 +1,7 @@
 #!/bin/sh
 # check-install.sh RESULT MAKE BUILD: install into a temporary DESTDIR, then
-# build consumers outside the tree the way users do — pkg-config (shared and
-# --static) and CMake find_package — run them, and check that uninstall
+# build consumers outside the tree the way users do — pkg-config (evw and
+# evw-static) and CMake find_package — run them, and check that uninstall
 # removes exactly what install put down.
 result=$1; make=$2; build=$3
 pass=0; fail=0
@@ -51,13 +51,15 @@ if [ -s "$tmp/readme.cpp" ] &&
   ok "README example builds with pkg-config and reads hi"
 else bad "README example"; fi
 
-sflags=$(pkg-config --static --cflags --libs evw)
-if g++ -std=c++20 "$tmp/consumer.cpp" -o "$tmp/static" -Wl,-Bstatic $sflags -Wl,-Bdynamic >"$tmp/out" 2>&1 ||
-   g++ -std=c++20 "$tmp/consumer.cpp" -o "$tmp/static" $(echo "$sflags" | sed "s|-levw|$dest$prefix/lib/libevw.a|") >"$tmp/out" 2>&1; then
-  if "$tmp/static" >"$tmp/out" 2>&1 && ! readelf -d "$tmp/static" | grep -q 'libevw'; then
-    ok "consumer linked with pkg-config --static --libs evw runs"
-  else bad "consumer linked with pkg-config --static (run)"; fi
-else bad "consumer linked with pkg-config --static (link)"; fi
+# The README's static line: libevw.a linked in, no libevw.so needed (ldd).
+sflags=$(pkg-config --cflags --libs evw-static)
+if g++ -std=c++20 "$tmp/consumer.cpp" -o "$tmp/static" $sflags >"$tmp/out" 2>&1; then
+  if "$tmp/static" >"$tmp/out" 2>&1 && ! ldd "$tmp/static" | grep -q 'libevw'; then
+    ok "consumer linked with pkg-config --libs evw-static runs without libevw.so"
+  else ldd "$tmp/static" >>"$tmp/out" 2>&1; bad "consumer linked with pkg-config --libs evw-static (run, ldd)"; fi
+else bad "consumer linked with pkg-config --libs evw-static (link)"; fi
+if pkg-config --validate "$dest$prefix/lib/pkgconfig/evw-static.pc" >"$tmp/out" 2>&1; then ok "pkg-config --validate evw-static.pc"
+else bad "pkg-config --validate evw-static.pc"; fi
 
 if command -v cmake >/dev/null; then
   mkdir -p "$tmp/cm"

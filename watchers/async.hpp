@@ -10,6 +10,8 @@
 // is kept for its next start() (libev would drop it), but one that races
 // with start() or set_priority() itself may be lost: start it before the
 // producers. The watcher and its Loop must outlive every send().
+//
+// revents: Event::Async. Plus whatever feed() passes.
 #pragma once
 
 #include "../core/loop.hpp"

@@ -7,6 +7,8 @@
 // before them. To look at the events of watchers started in Prepare, take
 // them with clear_pending() (which also keeps their callbacks from running)
 // or give the Check a lower priority than those watchers.
+//
+// revents: Event::Check. Plus whatever feed() passes.
 #pragma once
 
 #include "../core/loop.hpp"

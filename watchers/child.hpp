@@ -10,6 +10,8 @@
 // forces that priority on the watcher, so a Child watcher always has
 // priority max_priority (set_priority to anything else throws). With trace, stops
 // and continues (WIFSTOPPED, WIFCONTINUED) are reported too, not only exits.
+//
+// revents: Event::Child. Plus whatever feed() passes.
 #pragma once
 
 #include "../core/loop.hpp"

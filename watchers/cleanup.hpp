@@ -10,6 +10,8 @@
 // as there is no run() left to report it to, and the other Cleanup watchers
 // still run. Outside destruction (feed(), or a run() after feed) it is
 // delivered like any event.
+//
+// revents: Event::Cleanup. Plus whatever feed() passes.
 #pragma once
 
 #include "../core/loop.hpp"

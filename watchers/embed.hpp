@@ -24,6 +24,9 @@
 // Embed stops and start() throws std::logic_error (it keeps one internal
 // Cleanup watcher on the other loop to notice, counted by its
 // watcher_count()). After fork(), call fork() on both loops.
+//
+// revents: Event::Embed (only with a callback; without one the other loop is swept
+// automatically). Plus whatever feed() passes.
 #pragma once
 
 #include <memory>

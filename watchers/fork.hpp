@@ -6,6 +6,8 @@
 // at the start of the child's next iteration, before Prepare. Use it to
 // re-create state the child must not share with the parent. An active Fork
 // watcher keeps run() from returning, like any active watcher.
+//
+// revents: Event::Fork. Plus whatever feed() passes.
 #pragma once
 
 #include "../core/loop.hpp"

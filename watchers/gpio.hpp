@@ -24,6 +24,10 @@
 // - The sysfs GPIO interface is deprecated in the kernel (CONFIG_GPIO_SYSFS);
 //   lines named by the driver (gpioN directories with other names) are not
 //   supported.
+//
+// revents: Event::Pri at a selected edge (value() is the new level); Event::Error
+// once if `value` can no longer be read (the watcher has stopped itself and
+// error() says why). sysfs raises no EPOLLHUP. Plus whatever feed() passes.
 #pragma once
 
 #include <cstdint>

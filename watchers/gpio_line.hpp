@@ -19,6 +19,10 @@
 // - A GpioLine built on an already-open fd (RequestFd) takes ownership of it
 //   and decodes whatever records come from it; lost-event counting assumes
 //   the fd is fresh (line_seqno starting at 1).
+//
+// revents: Event::Read with a batch in last_events(); Event::Error once if
+// reading the request fd fails, Event::Hup once at its end of file (an fd
+// that is no line request): the watcher has stopped itself in both cases. Plus whatever feed() passes.
 #pragma once
 
 #include <cstddef>

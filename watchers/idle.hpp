@@ -5,6 +5,8 @@
 // busy higher-priority watcher starves it. While any Idle watcher is active
 // the loop does not block: it spins, calling the idle callbacks each
 // iteration, so stop it once the background work is done.
+//
+// revents: Event::Idle. Plus whatever feed() passes.
 #pragma once
 
 #include "../core/loop.hpp"

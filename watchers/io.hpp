@@ -5,6 +5,10 @@
 // file: after close() stop the watcher before the number is reused. Regular
 // files are always "ready". For EPOLLPRI (urgent data, GPIO) use evw::Priority:
 // libev's ev_io has no bit for it. Several Io watchers may watch one fd.
+//
+// revents: Event::Read and/or Event::Write as asked; Event::Error | Event::Read |
+// Event::Write (libev's way) when the fd was closed under the watcher or the
+// backend refused it: the watcher is already stopped then. Plus whatever feed() passes.
 #pragma once
 
 #include "../core/loop.hpp"

@@ -18,6 +18,8 @@
 // past or NaN (std::invalid_argument), comes out of start()/set()/again() when
 // called from there, otherwise out of Loop::run(); the periodic then stays
 // active but parked ~1e30 s ahead until again() or set().
+//
+// revents: Event::Periodic. Plus whatever feed() passes.
 #pragma once
 
 #include <exception>

@@ -10,6 +10,8 @@
 // keep run() from returning. Starting watchers in the callback is allowed and
 // is what it is for; the loop then takes them into account for this very
 // iteration's wait.
+//
+// revents: Event::Prepare. Plus whatever feed() passes.
 #pragma once
 
 #include "../core/loop.hpp"

@@ -1,9 +1,7 @@
 // evw::Priority — exceptional conditions (EPOLLPRI) on any pollable fd.
 //
 // What libev's ev_io cannot watch: TCP urgent data (send(..., MSG_OOB)), a
-// sysfs GPIO interrupt, other drivers' POLLPRI. revents is Event::Pri (EPOLLERR that
-// comes with EPOLLPRI, as sysfs always adds, is still plain Event::Pri), Event::Error for
-// EPOLLERR alone, Event::Hup for EPOLLHUP.
+// sysfs GPIO interrupt, other drivers' POLLPRI.
 //
 // Caveats: level-triggered like Io: the callback must clear the condition
 // (recv(fd, &c, 1, MSG_OOB) for urgent data, lseek+read for sysfs) or it is
@@ -12,6 +10,10 @@
 // refuses: EPERM for regular files, EBADF for closed ones. With SO_OOBINLINE
 // the urgent byte is read inline and EPOLLPRI stays until it is consumed.
 // Several Priority watchers may watch one fd; each is called.
+//
+// revents: Event::Pri for EPOLLPRI (the EPOLLERR sysfs always adds to it
+// is still plain Event::Pri); Event::Error for EPOLLERR alone; Event::Hup for
+// EPOLLHUP (alone or with one of the others). Plus whatever feed() passes.
 #pragma once
 
 #include "../core/exceptional.hpp"

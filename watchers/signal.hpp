@@ -8,6 +8,8 @@
 // default loop). When the last watcher of a signal stops, the disposition it
 // had before evw took it is restored, and a signal received but not yet
 // dispatched is dropped with it (never reported later to another watcher).
+//
+// revents: Event::Signal. Plus whatever feed() passes.
 #pragma once
 
 #include "../core/loop.hpp"

@@ -12,6 +12,8 @@
 // absolute path (a relative one is resolved against the current directory
 // at every check); attr() holds the result of the last check, refresh() takes
 // a new one without calling back. The watcher owns a copy of the path.
+//
+// revents: Event::Stat. Plus whatever feed() passes.
 #pragma once
 
 #include <sys/stat.h>

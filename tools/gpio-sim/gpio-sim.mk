@@ -13,8 +13,8 @@ GPIO_SIM_HEADER := $(GPIO_SIM_DIR)/gpio_sim.hpp
 GPIO_SIM_LIB    := $(BUILD)/libgpiosim.a
 GPIO_SIM_BIN    := $(BUILD)/gpio-sim
 
-FUSE_CFLAGS := $(shell pkg-config --cflags fuse3)
-FUSE_LIBS   := $(shell pkg-config --libs fuse3) -pthread
+FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS   := $(shell pkg-config --libs fuse3 2>/dev/null) -pthread
 
 GPIO_SIM_LIB_OBJS := $(GPIO_SIM_OBJDIR)/model.o $(GPIO_SIM_OBJDIR)/filesystem.o $(GPIO_SIM_OBJDIR)/gpio_sim.o
 GPIO_SIM_MAIN_OBJ := $(GPIO_SIM_OBJDIR)/main.o
