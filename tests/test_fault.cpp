@@ -831,6 +831,46 @@ TEST_CASE("fault: poll in Gpio::set keeps the watcher working and a latched edge
   check_gpio_works(loop, g, sim, e);
 }
 
+// A Gpio that fails after it began to use a line (the line counted in the
+// process's registry) gives that use back: the line stays exported for the
+// others, and the last of them unexports it. A leaked use would leave it
+// exported for ever.
+TEST_CASE("fault: a Gpio setup failing on a line others use releases its use") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  check_fresh_gpio_works(loop, sim);  // the loop's EPOLLPRI set is made before counting
+  const int fds = evw_test::open_fd_count();
+  {
+    Edges e;
+    evw::Gpio holder(loop, kLine, both_edges(sim), e.callback());  // exports the line
+    auto make = [&] { evw::Gpio g(loop, kLine, both_edges(sim), [](evw::Gpio&, int) {}); };
+    for (const char* step : {"/direction", "/edge", "/value"}) {
+      for (int err : kFailures) {
+        CAPTURE(step);
+        CAPTURE(err);
+        Fault f(Call::open, err, evw_test::file_ends_with(step));
+        check_throws(make, err, std::string("open ") + sim.root());
+        CHECK(f.failed() == 1);
+      }
+      CHECK(exported(sim));
+      holder.start();
+      check_gpio_works(loop, holder, sim, e);
+      holder.stop();
+    }
+    // set() from another line onto it, failing after the claim: the same.
+    evw::Gpio mover(loop, kLine + 1, both_edges(sim), [](evw::Gpio&, int) {});
+    {
+      Fault f(Call::lseek, EIO, evw_test::file_ends_with("/gpio" + std::to_string(kLine) + "/value"));
+      check_throws([&] { mover.set(kLine, both_edges(sim)); }, EIO, "lseek " + sim.root());
+      CHECK(f.failed() == 1);
+    }
+    CHECK(mover.line() == kLine + 1);
+    CHECK(exported(sim));
+  }
+  CHECK_FALSE(exported(sim));
+  CHECK(evw_test::open_fd_count() == fds);
+}
+
 // A line already exported (EBUSY from export) is used as it is if gpioN
 // exists, which Gpio checks with stat(). A failing stat is reported as such;
 // ENOENT means no gpioN (the line is held elsewhere): the export's EBUSY.
@@ -866,7 +906,7 @@ TEST_CASE("fault: stat of gpioN when the line is already exported") {
     Edges e;
     evw::Gpio g(loop, kLine, both_edges(sim), e.callback());  // retried
     CHECK(f.failed() == 1);
-    CHECK_FALSE(g.exported());
+    CHECK(g.exported());  // the holder's export: evw's, counted for both
     g.start();
     check_gpio_works(loop, g, sim, e);
   }

@@ -1,9 +1,11 @@
 // Gpio under random abuse on the simulator (the misuse fuzzer leaves Gpio
 // out): watchers sharing lines, reconfigured, started, stopped, fed and
 // destroyed at random (also from their callbacks), lines unexported behind
-// their back as another process would, input toggled. Nothing may crash or
-// throw anything but the documented exception types; every descriptor comes
-// back and every line evw exported is unexported again at the end.
+// their back as another process would, input toggled.
+// Nothing may crash or throw anything but the documented exception types;
+// every descriptor comes back and every line evw exported is unexported again
+// once its last watcher is gone (and only then: a line with watchers left
+// that evw exported stays exported).
 #include <evw/evw.hpp>
 
 #include <doctest/doctest.h>
@@ -81,7 +83,27 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
     // The last fifth has no foreign exports: it starts with every line
     // unexported behind evw's back, so at the end each exported line is evw's.
     const unsigned long calm = ops * 4 / 5;
-    for (unsigned long step = 0; step < ops; ++step) {
+    // In it, a line some live watcher has set up since is still exported
+    // (the others on it never unexport it under that one), and a line no
+    // live watcher uses is not.
+    bool fresh[8] = {};  // set up (constructor or set()) in the calm part
+    unsigned long step = 0;
+    auto check_shared = [&] {
+      if (step < calm) return;
+      for (unsigned l : kLines) {
+        bool used = false;
+        for (auto& slot : w)
+          if (slot && slot->line() == static_cast<int>(l) && fresh[l]) used = true;
+        bool any = false;
+        for (auto& slot : w)
+          if (slot && slot->line() == static_cast<int>(l)) any = true;
+        if (!any) fresh[l] = false;
+        CAPTURE(l);
+        if (used) CHECK(exists(sim->root() + "/gpio" + std::to_string(l)));
+        if (!any) CHECK_FALSE(exists(sim->root() + "/gpio" + std::to_string(l)));
+      }
+    };
+    for (; step < ops; ++step) {
       CAPTURE(step);
       if (step == calm) {
         for (unsigned l : kLines) write_text(sim->root() + "/unexport", std::to_string(l));
@@ -95,6 +117,7 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
         switch (op) {
           case 0:
             slot = std::make_unique<evw::Gpio>(loop, line, config(), callback);
+            if (step >= calm) fresh[line] = true;
             break;
           case 1:
             if (slot) slot->start();
@@ -103,7 +126,10 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
             if (slot) slot->stop();
             break;
           case 3:
-            if (slot) slot->set(line, config());
+            if (slot) {
+              slot->set(line, config());
+              if (step >= calm) fresh[line] = true;
+            }
             break;
           case 4:
             if (slot) slot->set_priority(static_cast<int>(pick(5)) - 2);
@@ -132,6 +158,7 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
       } catch (const std::logic_error&) {
         ++refused;
       }
+      check_shared();
     }
     loop.run(evw::Run::NoWait);
     for (auto& slot : w) slot.reset();

@@ -14,12 +14,21 @@
 //   the loop reads them coalesce into one callback, and value() is the level
 //   at the time of the read. For every edge with a kernel timestamp use
 //   evw::GpioLine (the character device).
-// - A line already exported by someone else (export says EBUSY and gpioN
-//   exists) is used, configured as GpioConfig says, and not unexported at
-//   the end; a line this watcher exported is unexported by its destructor,
-//   which breaks any other user of it. If the line disappears underneath
+// - Lines are shared within the process: every Gpio on a (sysfs root, line)
+//   is counted in a process-wide registry (thread-safe: loops may run on
+//   different threads; "/x/" and "/x" are one root, symlinks are not
+//   resolved). The line is unexported when the last Gpio on it goes, and only
+//   if a Gpio exported it. A line someone outside evw had exported before
+//   (export says EBUSY and gpioN exists) is used, configured as GpioConfig
+//   says, and never unexported. If the line disappears underneath
 //   (unexported elsewhere), the next event fails to read it: the watcher
-//   stops itself and calls back once with Event::Error, and error() says why (ENODEV).
+//   stops itself and calls back once with Event::Error, and error() says why
+//   (ENODEV); a line that then comes back through someone else's export is
+//   theirs, not unexported by evw (evw learns of the loss from that ENODEV:
+//   a line lost and re-exported while no Gpio on it read `value` is not told
+//   apart). A forked child inherits the registry but never unexports a line
+//   its parent exported (the parent still uses it); lines the child exports
+//   itself are its own.
 // - debounce is a software filter of delivered callbacks, see GpioConfig.
 // - The sysfs GPIO interface is deprecated in the kernel (CONFIG_GPIO_SYSFS);
 //   lines named by the driver (gpioN directories with other names) are not
@@ -79,6 +88,44 @@ class OwnedFd {
   int fd_ = -1;
 };
 
+/// One Gpio's use of a sysfs GPIO line, counted in a process-wide registry
+/// keyed by (sysfs root, line): the last use of a line that evw exported
+/// unexports it. Movable (a moved Gpio keeps its line), not copyable.
+class GpioClaim {
+ public:
+  struct Entry;  // in gpio.cpp
+  GpioClaim() noexcept = default;
+  GpioClaim(GpioClaim&& other) noexcept
+      : entry_(std::exchange(other.entry_, nullptr)), generation_(other.generation_) {}
+  GpioClaim& operator=(GpioClaim&& other) noexcept {
+    if (this != &other) {
+      reset();
+      entry_ = std::exchange(other.entry_, nullptr);
+      generation_ = other.generation_;
+    }
+    return *this;
+  }
+  GpioClaim(const GpioClaim&) = delete;
+  GpioClaim& operator=(const GpioClaim&) = delete;
+  ~GpioClaim() { reset(); }
+
+  /// Exports `line` under the canonical `root` unless the line is exported
+  /// already, and counts one more use of it.
+  /// @throws std::system_error naming the file (export, or stat of gpioN).
+  static GpioClaim acquire(const std::string& root, int line);
+  /// Gives the use up; the last use of a line this process exported unexports it.
+  void reset() noexcept;
+  /// The line evw exported was found gone (ENODEV): unless evw exported it
+  /// again since this use began, it is not evw's to unexport any more.
+  void line_gone() noexcept;
+  /// True if evw exported the line in this process (its last use unexports it).
+  bool exported() const noexcept;
+
+ private:
+  Entry* entry_ = nullptr;
+  std::uint64_t generation_ = 0;  // the entry's export count when this use began
+};
+
 struct GpioTrampoline;
 template <class W>
 class EdgeAwaitable;  // defined in <evw/coro/edge.hpp>
@@ -104,7 +151,8 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   Gpio(Loop& loop, int line, GpioConfig config, Callback cb);
   /// @brief The line with the default GpioConfig (both edges, /sys/class/gpio).
   Gpio(Loop& loop, int line, Callback cb) : Gpio(loop, line, GpioConfig{}, std::move(cb)) {}
-  /// Stops, closes `value`, and unexports the line if this watcher exported it.
+  /// Stops, closes `value`, and unexports the line if it is the last Gpio on
+  /// it in this process and evw exported it.
   ~Gpio();
 
   /// @brief In a coroutine: `int revents = co_await gpio.edge();` waits for the
@@ -126,7 +174,7 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   ///        or pending (restarts, keeps a pending event, delivered once after).
   ///        The same line under the same root is reconfigured in place; another
   ///        one is set up first and only then replaces the old one (which is
-  ///        unexported if this watcher exported it).
+  ///        unexported if this was its last Gpio and evw exported it).
   /// @throws as the constructor; on failure to set up another line the
   ///         watcher keeps its old line.
   void set(int line, GpioConfig config);
@@ -138,8 +186,10 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   /// The logical level (0 or 1) read at setup and after each event.
   int value() const noexcept { return value_; }
   const GpioConfig& config() const noexcept { return config_; }
-  /// True if this watcher exported the line (and will unexport it).
-  bool exported() const noexcept { return exported_; }
+  /// True if evw exported the line in this process, so the last Gpio on it
+  /// unexports it; false for a line exported by someone else (or by the
+  /// parent, in a forked child).
+  bool exported() const noexcept { return claim_.exported(); }
   /// Edges swallowed by the debounce filter so far.
   std::uint64_t debounced() const noexcept { return debounced_; }
   /// Why the watcher stopped itself with Event::Error (reading `value` failed), else
@@ -161,8 +211,8 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   detail::EvStorage<32> ev_;  // never started in libev: the loop's EPOLLPRI table drives it
   GpioConfig config_;
   int line_ = -1;
+  detail::GpioClaim claim_;  // this watcher's use of the line (declared first: released after value_fd_ closes)
   detail::OwnedFd value_fd_;
-  bool exported_ = false;
   int value_ = 0;
   bool delivered_once_ = false;
   double last_delivered_ = 0;  // CLOCK_MONOTONIC seconds of the last delivered edge
