@@ -831,6 +831,81 @@ TEST_CASE("fault: poll in Gpio::set keeps the watcher working and a latched edge
   check_gpio_works(loop, g, sim, e);
 }
 
+// read_value() opens `value` anew, seeks and reads it, and closes it (the
+// watched file keeps its latched edge). Whichever fails, the call throws
+// naming it and the file: value() is unchanged, no descriptor is left open,
+// and the latched edge is delivered once by the loop all the same. A failing
+// close is not retried and changes nothing.
+TEST_CASE("fault: open, lseek, read and close of Gpio::read_value keep a latched edge") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  Edges e;
+  evw::Gpio g(loop, kLine, both_edges(sim), e.callback());
+  g.start();
+  const int fds = evw_test::open_fd_count();
+  // An edge the loop has not seen yet; returns its level.
+  auto latch = [&] {
+    const int level = 1 - sim.input(kLine);
+    sim.set_input(kLine, level);
+    for (int i = 0; i < 1000 && !urgent_pending(g.fd()); ++i) ::usleep(1000);
+    REQUIRE(urgent_pending(g.fd()));
+    return level;
+  };
+  for (Call call : {Call::open, Call::lseek, Call::read}) {
+    const std::string name = evw_test::call_name(call);
+    for (int err : kFailures) {
+      CAPTURE(name);
+      CAPTURE(err);
+      const int before = e.calls;
+      const int old_value = g.value();
+      const int level = latch();
+      {
+        Fault f(call, err, evw_test::file_ends_with("/value"));
+        check_throws([&] { (void)g.read_value(); }, err, name + " " + sim.root());
+        CHECK(f.failed() == 1);
+      }
+      CHECK(g.value() == old_value);
+      CHECK(urgent_pending(g.fd()));  // still latched in the file
+      CHECK(g.is_active());
+      CHECK_FALSE(g.is_pending());
+      CHECK(evw_test::open_fd_count() == fds);
+      CHECK(evw_test::run_until(loop, [&] { return e.calls == before + 1; }));
+      CHECK(e.revents == evw::Event::Pri);
+      CHECK(e.value == level);
+      settle(loop);
+      CHECK(e.calls == before + 1);  // once
+    }
+    CAPTURE(name);
+    const int before = e.calls;
+    const int level = latch();
+    {
+      Fault f(call, EINTR, evw_test::file_ends_with("/value"));
+      CHECK(g.read_value() == level);  // retried
+      CHECK(f.failed() == 1);
+    }
+    CHECK(g.value() == level);
+    CHECK(evw_test::run_until(loop, [&] { return e.calls == before + 1; }));  // the latched edge, once
+    settle(loop);
+    CHECK(e.calls == before + 1);
+    check_gpio_works(loop, g, sim, e);
+  }
+  for (int err : {EINTR, EIO}) {
+    CAPTURE(err);
+    const int before = e.calls;
+    const int level = latch();
+    {
+      Fault f(Call::close, err, evw_test::file_ends_with("/value"));
+      CHECK(g.read_value() == level);
+      CHECK(f.failed() == 1);
+      CHECK(f.matched() == 1);  // not retried
+    }
+    CHECK(evw_test::open_fd_count() == fds);
+    CHECK(evw_test::run_until(loop, [&] { return e.calls == before + 1; }));
+    CHECK(e.value == level);
+  }
+  g.stop();
+}
+
 // A Gpio that fails after it began to use a line (the line counted in the
 // process's registry) gives that use back: the line stays exported for the
 // others, and the last of them unexports it. A leaked use would leave it

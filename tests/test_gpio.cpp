@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,6 +80,18 @@ evw::GpioConfig config_for(const evw::sim::GpioSim& sim, evw::Edge edge, bool ac
   c.edge = edge;
   c.active_low = active_low;
   return c;
+}
+
+// True once the kernel has latched an edge on fd that nobody has read yet.
+bool edge_latched(int fd) {
+  pollfd p{fd, POLLPRI, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLPRI) != 0;
+}
+
+// Waits (bounded) until gpio-sim's notification has reached fd.
+bool wait_latched(int fd) {
+  for (int i = 0; i < 2000 && !edge_latched(fd); ++i) ::usleep(1000);
+  return edge_latched(fd);
 }
 
 // Counts callbacks and remembers value() and revents at each one.
@@ -599,7 +612,7 @@ TEST_CASE("Gpio: a loop-owned Gpio active when its loop is destroyed is destroye
   CHECK(evw_test::open_fd_count() == fds_before);
 }
 
-// ---- lines shared in one process (issue 12 item 5) -------------------------
+// ---- lines shared in one process, and read_value() (issue 12 item 5) -------
 
 TEST_CASE("Gpio: two watchers on one line; the exporter destroyed first leaves it to the other, the last unexports") {
   REQUIRE_GPIO_SIM();
@@ -813,4 +826,123 @@ TEST_CASE("Gpio: a forked child never unexports a line its parent exported; its 
   CHECK(run_until(loop, [&] { return seen.calls == 1; }));
   parents.reset();
   CHECK_FALSE(exists(gpio_dir(sim, 40)));
+}
+
+TEST_CASE("Gpio: read_value() reads the level an undelivered Rising-only edge left; value() follows") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  sim.set_input(42, 0);
+  Seen seen;
+  evw::Gpio g(loop, 42, config_for(sim, evw::Edge::Rising), seen.callback());
+  g.start();
+  sim.set_input(42, 1);
+  CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+  sim.set_input(42, 0);  // falling: not watched, not read
+  settle(loop);
+  CHECK(seen.calls == 1);
+  CHECK(g.value() == 1);  // stale
+  CHECK(g.read_value() == 0);
+  CHECK(g.value() == 0);
+  settle(loop);
+  CHECK(seen.calls == 1);  // nothing was latched: no callback
+  g.stop();
+  // active_low: the logical level.
+  g.set(config_for(sim, evw::Edge::Rising, true));
+  sim.set_input(42, 1);
+  CHECK(g.read_value() == 0);
+  sim.set_input(42, 0);
+  CHECK(g.read_value() == 1);
+}
+
+TEST_CASE("Gpio: read_value() with an edge latched and undelivered: the callback still runs exactly once") {
+  REQUIRE_GPIO_SIM();
+  auto [a, b] = evw_test::socket_pair();
+  // idle: the loop has not looked yet; pending: it has, and a higher-priority
+  // callback calls read_value() before the edge's callback runs.
+  for (bool pending : {false, true}) {
+    CAPTURE(pending);
+    evw::Loop loop;
+    sim.set_input(43, 0);
+    Seen seen;
+    evw::Gpio g(loop, 43, config_for(sim, evw::Edge::Both), seen.callback());
+    int read = -1;
+    bool was_pending = false;
+    evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
+      char c;
+      while (::read(w.fd(), &c, 1) == 1) {}
+      was_pending = g.is_pending();
+      read = g.read_value();
+      w.stop();
+    });
+    io.set_priority(1);
+    g.start();
+    sim.set_input(43, 1);
+    REQUIRE(wait_latched(g.fd()));
+    if (pending) {
+      io.start();
+      REQUIRE(::write(b.get(), "x", 1) == 1);
+    } else {
+      read = g.read_value();
+      CHECK(edge_latched(g.fd()));  // the watched file still has it
+    }
+    CHECK(read == (pending ? -1 : 1));
+    CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+    settle(loop);
+    CHECK(read == 1);
+    if (pending) CHECK(was_pending);
+    CHECK(seen.calls == 1);
+    CHECK(seen.revents == evw::Event::Pri);
+    CHECK(seen.values == std::vector<int>{1});
+    // And the next edge as usual.
+    sim.set_input(43, 0);
+    CHECK(run_until(loop, [&] { return seen.calls == 2; }));
+    settle(loop);
+    CHECK(seen.values == std::vector<int>{1, 0});
+  }
+}
+
+TEST_CASE("Gpio: read_value() on a stopped watcher keeps a latched edge for start(), delivered once") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  sim.set_input(44, 0);
+  Seen seen;
+  evw::Gpio g(loop, 44, config_for(sim, evw::Edge::Both), seen.callback());
+  sim.set_input(44, 1);  // never started: latched since the priming read
+  REQUIRE(wait_latched(g.fd()));
+  CHECK(g.read_value() == 1);
+  CHECK_FALSE(g.is_pending());
+  settle(loop);
+  CHECK(seen.calls == 0);
+  g.start();
+  CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+  settle(loop);
+  CHECK(seen.calls == 1);
+  CHECK(seen.revents == evw::Event::Pri);
+  CHECK(seen.values == std::vector<int>{1});
+
+  // Read while active, then stop() before the loop ran: kept for the next start().
+  sim.set_input(44, 0);
+  REQUIRE(wait_latched(g.fd()));
+  CHECK(g.read_value() == 0);
+  g.stop();
+  settle(loop);
+  CHECK(seen.calls == 1);
+  g.start();
+  CHECK(run_until(loop, [&] { return seen.calls == 2; }));
+  settle(loop);
+  CHECK(seen.calls == 2);
+  CHECK(seen.values == std::vector<int>{1, 0});
+
+  // A second read_value() finds nothing new: still one callback.
+  g.stop();
+  sim.set_input(44, 1);
+  REQUIRE(wait_latched(g.fd()));
+  CHECK(g.read_value() == 1);
+  CHECK(g.read_value() == 1);
+  g.start();
+  CHECK(run_until(loop, [&] { return seen.calls == 3; }));
+  settle(loop);
+  CHECK(seen.calls == 3);
+
+  g.stop();
 }

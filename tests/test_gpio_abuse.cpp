@@ -1,7 +1,7 @@
 // Gpio under random abuse on the simulator (the misuse fuzzer leaves Gpio
-// out): watchers sharing lines, reconfigured, started, stopped, fed and
-// destroyed at random (also from their callbacks), lines unexported behind
-// their back as another process would, input toggled.
+// out): watchers sharing lines, reconfigured, started, stopped, fed, read
+// (read_value) and destroyed at random (also from their callbacks), lines
+// unexported behind their back as another process would, input toggled.
 // Nothing may crash or throw anything but the documented exception types;
 // every descriptor comes back and every line evw exported is unexported again
 // once its last watcher is gone (and only then: a line with watchers left
@@ -69,6 +69,7 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
       ++events;
       switch (pick(8)) {
         case 0: g.stop(); break;
+        case 3: (void)g.read_value(); break;  // may throw: run() reports it
         case 1:  // destroy itself
           for (auto& slot : w)
             if (slot.get() == &g) slot.reset();
@@ -111,8 +112,8 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
       }
       auto& slot = w[pick(kSlots)];
       const int line = static_cast<int>(kLines[pick(3)]);
-      unsigned op = pick(10);
-      if (op == 7 && step >= calm) op = 9;
+      unsigned op = pick(11);
+      if (op == 7 && step >= calm) op = 10;
       try {
         switch (op) {
           case 0:
@@ -146,6 +147,9 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
             foreign[line] = !unexport;
             break;
           }
+          case 8:
+            if (slot) (void)slot->read_value();
+            break;
           default:
             sim->set_input(static_cast<unsigned>(line), pick(2));
             loop.run(evw::Run::NoWait);
@@ -160,7 +164,11 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
       }
       check_shared();
     }
-    loop.run(evw::Run::NoWait);
+    try {
+      loop.run(evw::Run::NoWait);
+    } catch (const std::system_error&) {
+      ++refused;  // a read_value() in a callback
+    }
     for (auto& slot : w) slot.reset();
   }
   MESSAGE("gpio abuse: " << events << " callbacks, " << refused << " calls refused with an exception");

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <list>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -382,6 +383,26 @@ void Gpio::set(int line, GpioConfig config) {
   line_ = line;
   config_ = std::move(config);
   thaw(frozen);
+}
+
+int Gpio::read_value() {
+  if (value_fd_.get() < 0) throw std::logic_error("evw::Gpio::read_value: the watcher has no line (it was moved from)");
+  // Through a file of its own: reading the watched one would clear the
+  // condition of an edge not yet delivered (each open sysfs file keeps its
+  // own "seen" mark), and an edge fed back instead would wait in libev's
+  // queue until something else woke the loop.
+  const std::string path = line_path(config_.sysfs_root, line_, "value");
+  detail::OwnedFd fd(open_file(path, O_RDONLY | O_NONBLOCK, Deadline{}));
+  if (fd.get() < 0) {
+    const int err = errno;
+    if (err == ENOENT) claim_.line_gone();  // no gpioN: the line is not exported
+    fail(line_, "open", path, err);
+  }
+  const char* op;
+  const int level = read_line(fd.get(), claim_, &op);
+  if (level < 0) fail(line_, op, path, -level);
+  value_ = level;
+  return level;
 }
 
 void Gpio::start_impl() {

@@ -29,6 +29,12 @@
 //   apart). A forked child inherits the registry but never unexports a line
 //   its parent exported (the parent still uses it); lines the child exports
 //   itself are its own.
+// - value() is the level read at the last event: with Edge::Rising or
+//   Edge::Falling it goes stale when the line moves the other way.
+//   read_value() reads the level now, through a file of its own, so an edge
+//   latched and not yet delivered stays latched: it is delivered once, as it
+//   would have been (at once if the watcher is active, else after the next
+//   start()).
 // - debounce is a software filter of delivered callbacks, see GpioConfig.
 // - The sysfs GPIO interface is deprecated in the kernel (CONFIG_GPIO_SYSFS);
 //   lines named by the driver (gpioN directories with other names) are not
@@ -183,8 +189,23 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
 
   /// The GPIO number.
   int line() const noexcept { return line_; }
-  /// The logical level (0 or 1) read at setup and after each event.
+  /// The logical level (0 or 1) read at setup, at each event and by
+  /// read_value(): the level at the last event, not now (with Edge::Rising or
+  /// Edge::Falling an edge the other way is not read; see read_value()).
   int value() const noexcept { return value_; }
+  /// @brief Reads the logical level now and returns it; value() is updated
+  ///        too. `value` is opened anew for it (open, lseek, read, close), so
+  ///        the watched file keeps an edge latched and not yet delivered:
+  ///        the callback still runs once for it with Event::Pri, as it would
+  ///        have without this call (at once if the watcher is active, after
+  ///        the next start() if it is stopped). Costs a descriptor for the
+  ///        duration of the call.
+  /// @return 0 or 1.
+  /// @throws std::system_error naming the line, the call (open, lseek, read)
+  ///         and the file: ENOENT once the line was unexported, EMFILE, ...;
+  ///         value() and a latched edge are left as they were.
+  ///         std::logic_error if the watcher has no line (moved from).
+  int read_value();
   const GpioConfig& config() const noexcept { return config_; }
   /// True if evw exported the line in this process, so the last Gpio on it
   /// unexports it; false for a line exported by someone else (or by the
