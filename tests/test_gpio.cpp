@@ -946,3 +946,31 @@ TEST_CASE("Gpio: read_value() on a stopped watcher keeps a latched edge for star
 
   g.stop();
 }
+
+TEST_CASE("Gpio: revents is Event::Pri or Event::Error (stopped), never Event::Hup, whatever the loop or feed() brings") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  sim.set_input(46, 0);
+  Seen seen;
+  evw::Gpio g(loop, 46, config_for(sim, evw::Edge::Both), seen.callback());
+  g.start();
+  // EPOLLERR alone or EPOLLHUP (a FUSE file whose poll request failed), as
+  // the EPOLLPRI table would deliver them: `value` reads fine, so an edge.
+  for (int bits : {evw::Event::Error, evw::Event::Hup, evw::Event::Error | evw::Event::Hup, evw::Event::Read}) {
+    CAPTURE(bits);
+    const int before = seen.calls;
+    // Fed from a callback: libev runs an event fed from outside only after
+    // its next poll returns.
+    evw::Timer kick(loop, 0.0, 0.0, [&](evw::Timer&, int) { g.feed(bits); });
+    kick.start();
+    CHECK(run_until(loop, [&] { return seen.calls == before + 1; }));
+    CHECK(seen.revents == evw::Event::Pri);
+    CHECK(g.is_active());
+    CHECK(g.error() == std::error_code());
+  }
+  // Event::Error only with the watcher stopped and error() set.
+  write_text(sim.root() + "/unexport", "46");
+  CHECK(run_until(loop, [&] { return seen.revents == evw::Event::Error; }));
+  CHECK_FALSE(g.is_active());
+  CHECK(g.error() == std::errc::no_such_device);
+}

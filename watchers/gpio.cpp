@@ -442,6 +442,11 @@ void Gpio::on_condition(int revents) noexcept {
     return;
   }
   value_ = level;
+  // The level could be read, so this is an edge to the callback, whatever
+  // else came with it: EPOLLERR alone (Event::Error) from a FUSE file whose
+  // poll request failed, or bits put in with feed(). Event::Error always
+  // means the watcher stopped itself.
+  revents = Event::Pri;
   if (config_.debounce > 0.0) {
     const double now = monotonic_seconds();
     if (delivered_once_ && now - last_delivered_ < config_.debounce) {

@@ -35,6 +35,12 @@
 //   latched and not yet delivered stays latched: it is delivered once, as it
 //   would have been (at once if the watcher is active, else after the next
 //   start()).
+// - revents is exactly one of two: Event::Pri for an edge (value() is then
+//   the new level), or Event::Error once if `value` can no longer be read
+//   (the watcher has stopped itself; error() says why). Never Event::Hup:
+//   sysfs attributes (and gpio-sim's FUSE files) do not report EPOLLHUP, and
+//   any other bits the loop reports or feed() puts in come as Event::Pri
+//   once `value` was read for them.
 // - debounce is a software filter of delivered callbacks, see GpioConfig.
 // - The sysfs GPIO interface is deprecated in the kernel (CONFIG_GPIO_SYSFS);
 //   lines named by the driver (gpioN directories with other names) are not
@@ -140,7 +146,7 @@ class EdgeAwaitable;  // defined in <evw/coro/edge.hpp>
 
 /// Calls back on the selected edges of a sysfs GPIO input: revents Event::Pri, with
 /// value() already updated; Event::Error once if `value` can no longer be read (the
-/// watcher has then stopped itself; error() says why).
+/// watcher has then stopped itself; error() says why); never Event::Hup.
 class Gpio final : public detail::ExceptWatcher<Gpio> {
  public:
   /// @brief Sets up `line` under config.sysfs_root (export, direction=in,
