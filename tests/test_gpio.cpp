@@ -5,9 +5,11 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <fstream>
 #include <memory>
@@ -78,6 +80,18 @@ evw::GpioConfig config_for(const evw::sim::GpioSim& sim, evw::Edge edge, bool ac
   c.edge = edge;
   c.active_low = active_low;
   return c;
+}
+
+// True once the kernel has latched an edge on fd that nobody has read yet.
+bool edge_latched(int fd) {
+  pollfd p{fd, POLLPRI, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLPRI) != 0;
+}
+
+// Waits (bounded) until gpio-sim's notification has reached fd.
+bool wait_latched(int fd) {
+  for (int i = 0; i < 2000 && !edge_latched(fd); ++i) ::usleep(1000);
+  return edge_latched(fd);
 }
 
 // Counts callbacks and remembers value() and revents at each one.
@@ -326,21 +340,18 @@ TEST_CASE("Gpio: a line exported by someone else (EBUSY) is used and left export
 TEST_CASE("Gpio: when the line is unexported underneath, the watcher stops with Event::Error (ENODEV)") {
   REQUIRE_GPIO_SIM();
   evw::Loop loop;
-  auto owner = std::make_unique<evw::Gpio>(loop, 13, config_for(sim, evw::Edge::Both),
-                                           [](evw::Gpio&, int) {});
   Seen seen;
-  // The second watcher's export is refused with EBUSY: it shares the line.
   evw::Gpio user(loop, 13, config_for(sim, evw::Edge::Both), seen.callback());
-  CHECK(owner->exported());
-  CHECK_FALSE(user.exported());
+  CHECK(user.exported());
   user.start();
-  owner.reset();  // unexports the line under `user`
+  write_text(sim.root() + "/unexport", "13");  // another process, behind evw's back
   CHECK(run_until(loop, [&] { return seen.calls == 1; }));
   CHECK(seen.revents == evw::Event::Error);
   CHECK(user.error() == std::errc::no_such_device);
   CHECK_FALSE(user.is_active());
   settle(loop);
   CHECK(seen.calls == 1);  // stopped: the gone file does not make it spin
+  CHECK_FALSE(user.exported());  // the line evw exported is gone: a new export is not evw's
 }
 
 TEST_CASE("Gpio: start/stop; an edge while stopped is latched and reported once by start()") {
@@ -599,4 +610,367 @@ TEST_CASE("Gpio: a loop-owned Gpio active when its loop is destroyed is destroye
   CHECK(alive.expired());
   CHECK_FALSE(exists(gpio_dir(sim, 19)));  // it had exported the line: unexported
   CHECK(evw_test::open_fd_count() == fds_before);
+}
+
+// ---- lines shared in one process, and read_value() (issue 12 item 5) -------
+
+TEST_CASE("Gpio: two watchers on one line; the exporter destroyed first leaves it to the other, the last unexports") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  sim.set_input(22, 0);
+  {
+    auto first = std::make_unique<evw::Gpio>(loop, 22, config_for(sim, evw::Edge::Both), [](evw::Gpio&, int) {});
+    // The same root spelled otherwise is the same line.
+    auto other_spelling = config_for(sim, evw::Edge::Both);
+    other_spelling.sysfs_root = sim.root() + "//./";
+    Seen seen;
+    evw::Gpio second(loop, 22, other_spelling, seen.callback());
+    CHECK(second.config().sysfs_root == sim.root());
+    CHECK(first->exported());
+    CHECK(second.exported());  // evw exported it: the last of the two unexports it
+    second.start();
+    first.reset();
+    CHECK(exists(gpio_dir(sim, 22)));
+    int expected = 0;
+    for (int level : {1, 0, 1}) {
+      sim.set_input(22, level);
+      ++expected;
+      CHECK(run_until(loop, [&] { return seen.calls == expected; }));
+      CHECK(seen.values.back() == level);
+    }
+    CHECK(seen.calls == 3);
+    CHECK(seen.revents == evw::Event::Pri);
+    CHECK(second.is_active());
+    CHECK(second.error() == std::error_code());
+    CHECK(exists(gpio_dir(sim, 22)));
+  }
+  CHECK_FALSE(exists(gpio_dir(sim, 22)));  // the last one went
+}
+
+TEST_CASE("Gpio: one line shared by watchers of two loops on two threads") {
+  REQUIRE_GPIO_SIM();
+  for (bool exporter_in_thread : {false, true}) {
+    CAPTURE(exporter_in_thread);
+    const int line = exporter_in_thread ? 33 : 32;
+    sim.set_input(static_cast<unsigned>(line), 0);
+    evw::Loop loop;
+    std::unique_ptr<evw::Gpio> here;
+    Seen seen;  // of `here`
+    if (!exporter_in_thread) here = std::make_unique<evw::Gpio>(loop, line, config_for(sim, evw::Edge::Both), seen.callback());
+    std::atomic<int> there_calls{0}, there_level{-1};
+    std::atomic<bool> ready{false}, stop_there{false}, there_exported{false};
+    std::atomic<bool> there_failed{false};
+    std::thread thread([&] {
+      try {
+        evw::Loop there_loop;
+        evw::Gpio there(there_loop, line, config_for(sim, evw::Edge::Both), [&](evw::Gpio& g, int rev) {
+          if (rev != evw::Event::Pri) there_failed = true;
+          ++there_calls;  // before the level, which the test waits for
+          there_level = g.value();
+        });
+        there_exported = there.exported();
+        there.start();
+        evw::Timer tick(there_loop, 0.005, 0.005, [](evw::Timer&, int) {});  // looks at stop_there
+        tick.start();
+        ready = true;
+        while (!stop_there) there_loop.run(evw::Run::Once);
+      } catch (...) {
+        there_failed = true;
+        ready = true;
+      }
+    });
+    while (!ready) std::this_thread::sleep_for(1ms);
+    REQUIRE_FALSE(there_failed.load());
+    CHECK(there_exported.load());
+    if (exporter_in_thread) {
+      here = std::make_unique<evw::Gpio>(loop, line, config_for(sim, evw::Edge::Both), seen.callback());
+      CHECK(here->exported());
+      here->start();
+      // The thread's watcher exported the line: it goes first.
+      stop_there = true;
+      thread.join();
+      CHECK(exists(gpio_dir(sim, line)));
+      sim.set_input(static_cast<unsigned>(line), 1);
+      CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+      CHECK(seen.revents == evw::Event::Pri);
+      CHECK(here->is_active());
+      here.reset();
+    } else {
+      here.reset();  // the exporter goes first; the thread's watcher keeps the line
+      CHECK(exists(gpio_dir(sim, line)));
+      for (int level : {1, 0}) {
+        sim.set_input(static_cast<unsigned>(line), level);
+        for (int i = 0; i < 2000 && there_level != level; ++i) std::this_thread::sleep_for(1ms);
+        CHECK(there_level.load() == level);
+      }
+      CHECK(there_calls.load() == 2);
+      CHECK(exists(gpio_dir(sim, line)));
+      stop_there = true;
+      thread.join();
+    }
+    CHECK_FALSE(there_failed.load());
+    CHECK_FALSE(exists(gpio_dir(sim, line)));  // the last one, in either loop, unexported it
+  }
+}
+
+TEST_CASE("Gpio: a line exported outside evw before use is never unexported, whichever watcher goes last") {
+  REQUIRE_GPIO_SIM();
+  write_text(sim.root() + "/export", "34");
+  {
+    evw::Loop loop;
+    auto a = std::make_unique<evw::Gpio>(loop, 34, config_for(sim, evw::Edge::Both), [](evw::Gpio&, int) {});
+    Seen seen;
+    evw::Gpio b(loop, 34, config_for(sim, evw::Edge::Both), seen.callback());
+    CHECK_FALSE(a->exported());
+    CHECK_FALSE(b.exported());
+    b.start();
+    a.reset();
+    sim.set_input(34, 1);
+    CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+  }
+  CHECK(exists(gpio_dir(sim, 34)));
+  write_text(sim.root() + "/unexport", "34");
+}
+
+TEST_CASE("Gpio: a line evw exported, unexported behind its back and re-exported, belongs to whoever exported it again") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  // Someone else exports it again: evw leaves it exported.
+  {
+    Seen seen;
+    auto a = std::make_unique<evw::Gpio>(loop, 35, config_for(sim, evw::Edge::Both), seen.callback());
+    CHECK(a->exported());
+    a->start();
+    write_text(sim.root() + "/unexport", "35");
+    CHECK(run_until(loop, [&] { return seen.calls == 1; }));  // a reads ENODEV: the line is gone
+    CHECK(seen.revents == evw::Event::Error);
+    write_text(sim.root() + "/export", "35");
+    evw::Gpio b(loop, 35, config_for(sim, evw::Edge::Both), [](evw::Gpio&, int) {});
+    CHECK_FALSE(b.exported());
+    CHECK_FALSE(a->exported());
+    a.reset();
+  }
+  CHECK(exists(gpio_dir(sim, 35)));
+  write_text(sim.root() + "/unexport", "35");
+  // evw exports it again: the last watcher unexports it, the first one's stale use included.
+  {
+    Seen seen;
+    auto a = std::make_unique<evw::Gpio>(loop, 36, config_for(sim, evw::Edge::Both), seen.callback());
+    a->start();
+    write_text(sim.root() + "/unexport", "36");
+    CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+    evw::Gpio c(loop, 36, config_for(sim, evw::Edge::Both), [](evw::Gpio&, int) {});
+    CHECK(c.exported());
+    CHECK(a->exported());  // the line is evw's again, for every watcher on it
+    a.reset();
+    CHECK(exists(gpio_dir(sim, 36)));
+  }
+  CHECK_FALSE(exists(gpio_dir(sim, 36)));
+}
+
+TEST_CASE("Gpio: set() to another line releases the old one, which stays exported while others use it") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  sim.set_input(37, 0);
+  Seen seen_a, seen_b;
+  evw::Gpio a(loop, 37, config_for(sim, evw::Edge::Both), seen_a.callback());  // exports 37
+  evw::Gpio b(loop, 37, config_for(sim, evw::Edge::Both), seen_b.callback());
+  a.start();
+  b.start();
+  a.set(38, config_for(sim, evw::Edge::Both));
+  CHECK(exists(gpio_dir(sim, 37)));  // b still uses it
+  CHECK(exists(gpio_dir(sim, 38)));
+  sim.set_input(37, 1);
+  CHECK(run_until(loop, [&] { return seen_b.calls == 1; }));
+  CHECK(b.is_active());
+  // b moves to a's line: 37 has no user left and goes; 38 has two.
+  b.set(38, config_for(sim, evw::Edge::Both));
+  CHECK_FALSE(exists(gpio_dir(sim, 37)));
+  a.set(39, config_for(sim, evw::Edge::Both));
+  CHECK(exists(gpio_dir(sim, 38)));
+  sim.set_input(38, 1);
+  CHECK(run_until(loop, [&] { return seen_b.calls == 2; }));
+  CHECK(seen_b.revents == evw::Event::Pri);
+  CHECK(seen_a.calls == 0);
+  b.set(39, config_for(sim, evw::Edge::Both));
+  CHECK_FALSE(exists(gpio_dir(sim, 38)));
+  CHECK(exists(gpio_dir(sim, 39)));
+  a.stop();
+  b.stop();
+}
+
+TEST_CASE("Gpio: a forked child never unexports a line its parent exported; its own lines it does") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  sim.set_input(40, 0);
+  Seen seen;
+  auto parents = std::make_unique<evw::Gpio>(loop, 40, config_for(sim, evw::Edge::Both), seen.callback());
+  // Stopped across the fork: the child shares the loop's EPOLLPRI set until Loop::fork().
+  const std::string root = sim.root();
+  CHECK(evw_test::passes_in_child([&] {
+    bool ok = parents->exported() == false;  // the parent's, not the child's
+    parents.reset();  // the child's copy: the parent still uses the line
+    ok = ok && exists(root + "/gpio40");
+    {
+      evw::Gpio own(loop, 41, evw::GpioConfig{.sysfs_root = root, .edge = evw::Edge::Both}, [](evw::Gpio&, int) {});
+      ok = ok && own.exported();
+      evw::Gpio shared(loop, 40, evw::GpioConfig{.sysfs_root = root, .edge = evw::Edge::Both}, [](evw::Gpio&, int) {});
+      ok = ok && !shared.exported();
+    }
+    return ok && !exists(root + "/gpio41") && exists(root + "/gpio40");
+  }));
+  CHECK(exists(gpio_dir(sim, 40)));
+  CHECK(parents->exported());
+  parents->start();
+  sim.set_input(40, 1);
+  CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+  parents.reset();
+  CHECK_FALSE(exists(gpio_dir(sim, 40)));
+}
+
+TEST_CASE("Gpio: read_value() reads the level an undelivered Rising-only edge left; value() follows") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  sim.set_input(42, 0);
+  Seen seen;
+  evw::Gpio g(loop, 42, config_for(sim, evw::Edge::Rising), seen.callback());
+  g.start();
+  sim.set_input(42, 1);
+  CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+  sim.set_input(42, 0);  // falling: not watched, not read
+  settle(loop);
+  CHECK(seen.calls == 1);
+  CHECK(g.value() == 1);  // stale
+  CHECK(g.read_value() == 0);
+  CHECK(g.value() == 0);
+  settle(loop);
+  CHECK(seen.calls == 1);  // nothing was latched: no callback
+  g.stop();
+  // active_low: the logical level.
+  g.set(config_for(sim, evw::Edge::Rising, true));
+  sim.set_input(42, 1);
+  CHECK(g.read_value() == 0);
+  sim.set_input(42, 0);
+  CHECK(g.read_value() == 1);
+}
+
+TEST_CASE("Gpio: read_value() with an edge latched and undelivered: the callback still runs exactly once") {
+  REQUIRE_GPIO_SIM();
+  auto [a, b] = evw_test::socket_pair();
+  // idle: the loop has not looked yet; pending: it has, and a higher-priority
+  // callback calls read_value() before the edge's callback runs.
+  for (bool pending : {false, true}) {
+    CAPTURE(pending);
+    evw::Loop loop;
+    sim.set_input(43, 0);
+    Seen seen;
+    evw::Gpio g(loop, 43, config_for(sim, evw::Edge::Both), seen.callback());
+    int read = -1;
+    bool was_pending = false;
+    evw::Io io(loop, a.get(), evw::Event::Read, [&](evw::Io& w, int) {
+      char c;
+      while (::read(w.fd(), &c, 1) == 1) {}
+      was_pending = g.is_pending();
+      read = g.read_value();
+      w.stop();
+    });
+    io.set_priority(1);
+    g.start();
+    sim.set_input(43, 1);
+    REQUIRE(wait_latched(g.fd()));
+    if (pending) {
+      io.start();
+      REQUIRE(::write(b.get(), "x", 1) == 1);
+    } else {
+      read = g.read_value();
+      CHECK(edge_latched(g.fd()));  // the watched file still has it
+    }
+    CHECK(read == (pending ? -1 : 1));
+    CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+    settle(loop);
+    CHECK(read == 1);
+    if (pending) CHECK(was_pending);
+    CHECK(seen.calls == 1);
+    CHECK(seen.revents == evw::Event::Pri);
+    CHECK(seen.values == std::vector<int>{1});
+    // And the next edge as usual.
+    sim.set_input(43, 0);
+    CHECK(run_until(loop, [&] { return seen.calls == 2; }));
+    settle(loop);
+    CHECK(seen.values == std::vector<int>{1, 0});
+  }
+}
+
+TEST_CASE("Gpio: read_value() on a stopped watcher keeps a latched edge for start(), delivered once") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  sim.set_input(44, 0);
+  Seen seen;
+  evw::Gpio g(loop, 44, config_for(sim, evw::Edge::Both), seen.callback());
+  sim.set_input(44, 1);  // never started: latched since the priming read
+  REQUIRE(wait_latched(g.fd()));
+  CHECK(g.read_value() == 1);
+  CHECK_FALSE(g.is_pending());
+  settle(loop);
+  CHECK(seen.calls == 0);
+  g.start();
+  CHECK(run_until(loop, [&] { return seen.calls == 1; }));
+  settle(loop);
+  CHECK(seen.calls == 1);
+  CHECK(seen.revents == evw::Event::Pri);
+  CHECK(seen.values == std::vector<int>{1});
+
+  // Read while active, then stop() before the loop ran: kept for the next start().
+  sim.set_input(44, 0);
+  REQUIRE(wait_latched(g.fd()));
+  CHECK(g.read_value() == 0);
+  g.stop();
+  settle(loop);
+  CHECK(seen.calls == 1);
+  g.start();
+  CHECK(run_until(loop, [&] { return seen.calls == 2; }));
+  settle(loop);
+  CHECK(seen.calls == 2);
+  CHECK(seen.values == std::vector<int>{1, 0});
+
+  // A second read_value() finds nothing new: still one callback.
+  g.stop();
+  sim.set_input(44, 1);
+  REQUIRE(wait_latched(g.fd()));
+  CHECK(g.read_value() == 1);
+  CHECK(g.read_value() == 1);
+  g.start();
+  CHECK(run_until(loop, [&] { return seen.calls == 3; }));
+  settle(loop);
+  CHECK(seen.calls == 3);
+
+  g.stop();
+}
+
+TEST_CASE("Gpio: revents is Event::Pri or Event::Error (stopped), never Event::Hup, whatever the loop or feed() brings") {
+  REQUIRE_GPIO_SIM();
+  evw::Loop loop;
+  sim.set_input(46, 0);
+  Seen seen;
+  evw::Gpio g(loop, 46, config_for(sim, evw::Edge::Both), seen.callback());
+  g.start();
+  // EPOLLERR alone or EPOLLHUP (a FUSE file whose poll request failed), as
+  // the EPOLLPRI table would deliver them: `value` reads fine, so an edge.
+  for (int bits : {evw::Event::Error, evw::Event::Hup, evw::Event::Error | evw::Event::Hup, evw::Event::Read}) {
+    CAPTURE(bits);
+    const int before = seen.calls;
+    // Fed from a callback: libev runs an event fed from outside only after
+    // its next poll returns.
+    evw::Timer kick(loop, 0.0, 0.0, [&](evw::Timer&, int) { g.feed(bits); });
+    kick.start();
+    CHECK(run_until(loop, [&] { return seen.calls == before + 1; }));
+    CHECK(seen.revents == evw::Event::Pri);
+    CHECK(g.is_active());
+    CHECK(g.error() == std::error_code());
+  }
+  // Event::Error only with the watcher stopped and error() set.
+  write_text(sim.root() + "/unexport", "46");
+  CHECK(run_until(loop, [&] { return seen.revents == evw::Event::Error; }));
+  CHECK_FALSE(g.is_active());
+  CHECK(g.error() == std::errc::no_such_device);
 }

@@ -1,9 +1,11 @@
 // Gpio under random abuse on the simulator (the misuse fuzzer leaves Gpio
-// out): watchers sharing lines, reconfigured, started, stopped, fed and
-// destroyed at random (also from their callbacks), lines unexported behind
-// their back as another process would, input toggled. Nothing may crash or
-// throw anything but the documented exception types; every descriptor comes
-// back and every line evw exported is unexported again at the end.
+// out): watchers sharing lines, reconfigured, started, stopped, fed, read
+// (read_value) and destroyed at random (also from their callbacks), lines
+// unexported behind their back as another process would, input toggled.
+// Nothing may crash or throw anything but the documented exception types;
+// every descriptor comes back and every line evw exported is unexported again
+// once its last watcher is gone (and only then: a line with watchers left
+// that evw exported stays exported).
 #include <evw/evw.hpp>
 
 #include <doctest/doctest.h>
@@ -67,6 +69,7 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
       ++events;
       switch (pick(8)) {
         case 0: g.stop(); break;
+        case 3: (void)g.read_value(); break;  // may throw: run() reports it
         case 1:  // destroy itself
           for (auto& slot : w)
             if (slot.get() == &g) slot.reset();
@@ -81,7 +84,27 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
     // The last fifth has no foreign exports: it starts with every line
     // unexported behind evw's back, so at the end each exported line is evw's.
     const unsigned long calm = ops * 4 / 5;
-    for (unsigned long step = 0; step < ops; ++step) {
+    // In it, a line some live watcher has set up since is still exported
+    // (the others on it never unexport it under that one), and a line no
+    // live watcher uses is not.
+    bool fresh[8] = {};  // set up (constructor or set()) in the calm part
+    unsigned long step = 0;
+    auto check_shared = [&] {
+      if (step < calm) return;
+      for (unsigned l : kLines) {
+        bool used = false;
+        for (auto& slot : w)
+          if (slot && slot->line() == static_cast<int>(l) && fresh[l]) used = true;
+        bool any = false;
+        for (auto& slot : w)
+          if (slot && slot->line() == static_cast<int>(l)) any = true;
+        if (!any) fresh[l] = false;
+        CAPTURE(l);
+        if (used) CHECK(exists(sim->root() + "/gpio" + std::to_string(l)));
+        if (!any) CHECK_FALSE(exists(sim->root() + "/gpio" + std::to_string(l)));
+      }
+    };
+    for (; step < ops; ++step) {
       CAPTURE(step);
       if (step == calm) {
         for (unsigned l : kLines) write_text(sim->root() + "/unexport", std::to_string(l));
@@ -89,12 +112,13 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
       }
       auto& slot = w[pick(kSlots)];
       const int line = static_cast<int>(kLines[pick(3)]);
-      unsigned op = pick(10);
-      if (op == 7 && step >= calm) op = 9;
+      unsigned op = pick(11);
+      if (op == 7 && step >= calm) op = 10;
       try {
         switch (op) {
           case 0:
             slot = std::make_unique<evw::Gpio>(loop, line, config(), callback);
+            if (step >= calm) fresh[line] = true;
             break;
           case 1:
             if (slot) slot->start();
@@ -103,7 +127,10 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
             if (slot) slot->stop();
             break;
           case 3:
-            if (slot) slot->set(line, config());
+            if (slot) {
+              slot->set(line, config());
+              if (step >= calm) fresh[line] = true;
+            }
             break;
           case 4:
             if (slot) slot->set_priority(static_cast<int>(pick(5)) - 2);
@@ -120,6 +147,9 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
             foreign[line] = !unexport;
             break;
           }
+          case 8:
+            if (slot) (void)slot->read_value();
+            break;
           default:
             sim->set_input(static_cast<unsigned>(line), pick(2));
             loop.run(evw::Run::NoWait);
@@ -132,8 +162,13 @@ TEST_CASE("gpio abuse: random use of Gpio watchers on shared simulated lines") {
       } catch (const std::logic_error&) {
         ++refused;
       }
+      check_shared();
     }
-    loop.run(evw::Run::NoWait);
+    try {
+      loop.run(evw::Run::NoWait);
+    } catch (const std::system_error&) {
+      ++refused;  // a read_value() in a callback
+    }
     for (auto& slot : w) slot.reset();
   }
   MESSAGE("gpio abuse: " << events << " callbacks, " << refused << " calls refused with an exception");

@@ -1,14 +1,21 @@
 #include "gpio.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <list>
+#include <mutex>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "../core/access.hpp"
@@ -41,9 +48,25 @@ const char* edge_name(Edge edge) noexcept {
   return "none";
 }
 
-std::string normalized_root(std::string root) {
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  return root;
+// The root as the registry knows it, so that "/x/", "/x//" and "/x/." are
+// one root: repeated slashes, "." components and trailing slashes go. ".."
+// stays (a symlink before it would make dropping it wrong), and symlinks are
+// not resolved (that needs system calls the constructor does not make).
+std::string normalized_root(const std::string& root) {
+  std::string out;
+  std::size_t i = 0;
+  if (root[0] == '/') out = "/";
+  while (i < root.size()) {
+    while (i < root.size() && root[i] == '/') ++i;
+    const std::size_t end = std::min(root.find('/', i), root.size());
+    const std::string_view part(root.data() + i, end - i);
+    if (!part.empty() && part != ".") {
+      if (!out.empty() && out.back() != '/') out += '/';
+      out += part;
+    }
+    i = end;
+  }
+  return out.empty() ? "." : out;
 }
 
 std::string line_path(const std::string& root, int line, const char* file) {
@@ -144,6 +167,14 @@ void unexport(const std::string& root, int line) noexcept {
   write_file(root + "/unexport", std::to_string(line));
 }
 
+// read_level(), and a line found gone (the kernel says ENODEV once gpioN was
+// unexported) is not evw's to unexport any more.
+int read_line(int fd, detail::GpioClaim& claim, const char** op) noexcept {
+  const int level = read_level(fd, op);
+  if (level == -ENODEV) claim.line_gone();
+  return level;
+}
+
 double monotonic_seconds() noexcept {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -152,48 +183,144 @@ double monotonic_seconds() noexcept {
 
 }  // namespace
 
-/// A line made ready for watching, not yet owned by a watcher.
-struct Gpio::Setup {
-  detail::OwnedFd fd;
-  bool exported = false;
-  int value = 0;
+// ---- the process's registry of lines in use --------------------------------
 
-  Setup(int line, const GpioConfig& config) {
-    const std::string& root = config.sysfs_root;
+/// A (sysfs root, line) some Gpio of this process uses.
+struct detail::GpioClaim::Entry {
+  std::string root;
+  int line = -1;
+  std::size_t users = 0;
+  std::uint64_t generation = 0;  // exports evw made of the line so far
+  // The process whose Gpio exported the line; 0 if the line was exported by
+  // someone else, or was found gone since. Atomic: exported() reads it
+  // without the lock.
+  std::atomic<pid_t> exporter{0};
+};
+
+namespace {
+
+// Export and unexport are written under the lock, so that a use that begins
+// while the last one ends sees either the line exported (and counts itself)
+// or unexported (and exports it again): never evw's own EBUSY taken for
+// someone else's export, nor an unexport under a new user.
+struct Registry {
+  std::mutex mutex;
+  std::list<detail::GpioClaim::Entry> entries;  // few: the lines in use
+};
+
+Registry* g_registry = nullptr;
+
+// A fork() from another thread while the lock is held would leave it held
+// for ever in the child: the fork waits for it (and the child inherits the
+// registry, with its counts; see reset() for what it unexports).
+void lock_for_fork() noexcept { g_registry->mutex.lock(); }
+void unlock_after_fork() noexcept { g_registry->mutex.unlock(); }
+
+Registry& registry() {
+  // Never destroyed: a Gpio may be destroyed after static destructors ran
+  // (one owned by the default loop, itself a function-local static).
+  static Registry* const instance = [] {
+    g_registry = new Registry;
+    ::pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
+    return g_registry;
+  }();
+  return *instance;
+}
+
+}  // namespace
+
+detail::GpioClaim detail::GpioClaim::acquire(const std::string& root, int line) {
+  Registry& reg = registry();
+  std::lock_guard lock(reg.mutex);
+  Entry* entry = nullptr;
+  for (Entry& e : reg.entries)
+    if (e.line == line && e.root == root) entry = &e;
+  const bool fresh = entry == nullptr;
+  if (fresh) entry = &reg.entries.emplace_back();
+  try {
+    if (fresh) {
+      entry->root = root;
+      entry->line = line;
+    }
     const std::string export_path = root + "/export";
     if (Failure f = write_file(export_path, std::to_string(line)); f.err == 0) {
-      exported = true;
+      ++entry->generation;
+      entry->exporter.store(::getpid(), std::memory_order_relaxed);
     } else {
-      // EBUSY: already exported (by another process, or another watcher), and
-      // then gpioN exists; without it, the line is held through the chardev.
+      // EBUSY: already exported (by another process, or by evw, which counts
+      // its users here), and then gpioN exists; without it, the line is held
+      // through the chardev.
       if (f.err != EBUSY) fail(line, f.op, export_path, f.err);
       struct stat st {};
       const std::string dir = root + "/gpio" + std::to_string(line);
-      if (detail::sys::retry_eintr([&] { return detail::sys::stat(dir.c_str(), &st); }) != 0) {
+      if (sys::retry_eintr([&] { return sys::stat(dir.c_str(), &st); }) != 0) {
         // ENOENT/ENOTDIR: no gpioN, the export's EBUSY is the answer; any
         // other errno (EIO, ENOMEM, EACCES) says the check itself failed.
         if (errno != ENOENT && errno != ENOTDIR) fail(line, "stat", dir, errno);
         fail(line, f.op, export_path, f.err);
       }
       if (!S_ISDIR(st.st_mode)) fail(line, f.op, export_path, f.err);
+      // A fresh entry's exporter is 0: someone else's line, never unexported.
     }
+  } catch (...) {
+    if (fresh) reg.entries.pop_back();
+    throw;
+  }
+  ++entry->users;
+  GpioClaim claim;
+  claim.entry_ = entry;
+  claim.generation_ = entry->generation;
+  return claim;
+}
+
+void detail::GpioClaim::reset() noexcept {
+  if (entry_ == nullptr) return;
+  Registry& reg = registry();
+  std::lock_guard lock(reg.mutex);
+  Entry* entry = std::exchange(entry_, nullptr);
+  if (--entry->users != 0) return;
+  // A forked child's inherited entries name the parent as exporter: the
+  // parent's watchers still use those lines, the child leaves them be.
+  if (entry->exporter.load(std::memory_order_relaxed) == ::getpid()) unexport(entry->root, entry->line);
+  reg.entries.remove_if([entry](const Entry& e) { return &e == entry; });
+}
+
+void detail::GpioClaim::line_gone() noexcept {
+  if (entry_ == nullptr) return;
+  std::lock_guard lock(registry().mutex);
+  // An export by evw since this use began made the line evw's again (this
+  // watcher's `value` is of the line before).
+  if (entry_->generation == generation_) entry_->exporter.store(0, std::memory_order_relaxed);
+}
+
+bool detail::GpioClaim::exported() const noexcept {
+  return entry_ != nullptr && entry_->exporter.load(std::memory_order_relaxed) == ::getpid();
+}
+
+// ---- Gpio ------------------------------------------------------------------
+
+/// A line made ready for watching, not yet owned by a watcher. If the
+/// constructor throws, the members undo it: `value` closes, then the claim
+/// is released (unexporting the line if evw exported it for this alone).
+struct Gpio::Setup {
+  detail::GpioClaim claim;
+  detail::OwnedFd fd;
+  int value = 0;
+
+  Setup(int line, const GpioConfig& config) : claim(detail::GpioClaim::acquire(config.sysfs_root, line)) {
+    const std::string& root = config.sysfs_root;
+    // udev may still be at work on a line evw exported a moment ago.
     const Deadline udev_deadline =
-        exported ? std::chrono::steady_clock::now() + kUdevPatience : Deadline{};
-    try {
-      configure(line, config, udev_deadline);
-      const std::string path = line_path(root, line, "value");
-      fd.reset(open_file(path, O_RDONLY | O_NONBLOCK, udev_deadline));
-      if (fd.get() < 0) fail(line, "open", path, errno);
-      // The priming read: a sysfs file that was never read reports a condition
-      // at once, so without it the first poll would fire without an edge.
-      const char* op;
-      value = read_level(fd.get(), &op);
-      if (value < 0) fail(line, op, path, -value);
-    } catch (...) {
-      fd.reset();
-      if (exported) unexport(root, line);
-      throw;
-    }
+        claim.exported() ? std::chrono::steady_clock::now() + kUdevPatience : Deadline{};
+    configure(line, config, udev_deadline);
+    const std::string path = line_path(root, line, "value");
+    fd.reset(open_file(path, O_RDONLY | O_NONBLOCK, udev_deadline));
+    if (fd.get() < 0) fail(line, "open", path, errno);
+    // The priming read: a sysfs file that was never read reports a condition
+    // at once, so without it the first poll would fire without an edge.
+    const char* op;
+    value = read_line(fd.get(), claim, &op);
+    if (value < 0) fail(line, op, path, -value);
   }
 };
 
@@ -235,7 +362,7 @@ void Gpio::set(int line, GpioConfig config) {
       configure(line, config, Deadline{});
       if (!waiting) {
         const char* op;
-        const int level = read_level(value_fd_.get(), &op);
+        const int level = read_line(value_fd_.get(), claim_, &op);
         if (level < 0) fail(line, op, line_path(config.sysfs_root, line, "value"), -level);
         value_ = level;
       }
@@ -247,6 +374,8 @@ void Gpio::set(int line, GpioConfig config) {
     thaw(frozen);
     return;
   }
+  // The new line is claimed before the old one is released: a move between
+  // two lines shared with other watchers never unexports either.
   Setup fresh(line, config);  // the old line keeps working if this throws
   Frozen frozen = freeze();
   release_line();
@@ -256,14 +385,34 @@ void Gpio::set(int line, GpioConfig config) {
   thaw(frozen);
 }
 
+int Gpio::read_value() {
+  if (value_fd_.get() < 0) throw std::logic_error("evw::Gpio::read_value: the watcher has no line (it was moved from)");
+  // Through a file of its own: reading the watched one would clear the
+  // condition of an edge not yet delivered (each open sysfs file keeps its
+  // own "seen" mark), and an edge fed back instead would wait in libev's
+  // queue until something else woke the loop.
+  const std::string path = line_path(config_.sysfs_root, line_, "value");
+  detail::OwnedFd fd(open_file(path, O_RDONLY | O_NONBLOCK, Deadline{}));
+  if (fd.get() < 0) {
+    const int err = errno;
+    if (err == ENOENT) claim_.line_gone();  // no gpioN: the line is not exported
+    fail(line_, "open", path, err);
+  }
+  const char* op;
+  const int level = read_line(fd.get(), claim_, &op);
+  if (level < 0) fail(line_, op, path, -level);
+  value_ = level;
+  return level;
+}
+
 void Gpio::start_impl() {
   ExceptWatcher::start_impl();
   error_.clear();  // it said why the watcher had stopped itself
 }
 
 void Gpio::adopt(Setup&& setup) noexcept {
+  claim_ = std::move(setup.claim);
   value_fd_ = std::move(setup.fd);
-  exported_ = setup.exported;
   value_ = setup.value;
   node_.fd = value_fd_.get();
   error_.clear();
@@ -272,8 +421,7 @@ void Gpio::adopt(Setup&& setup) noexcept {
 void Gpio::release_line() noexcept {
   value_fd_.reset();
   node_.fd = -1;
-  if (exported_) unexport(config_.sysfs_root, line_);
-  exported_ = false;
+  claim_.reset();
 }
 
 void Gpio::on_condition(int revents) noexcept {
@@ -286,7 +434,7 @@ void Gpio::on_condition(int revents) noexcept {
   // Read before calling back: it clears the condition (else epoll reports it
   // again at once) and lets the callback see the level this edge left.
   const char* op;
-  const int level = read_level(value_fd_.get(), &op);
+  const int level = read_line(value_fd_.get(), claim_, &op);
   if (level < 0) {
     error_ = std::error_code(-level, std::generic_category());
     stop();  // a gone file stays "ready" forever: do not spin on it
@@ -294,6 +442,11 @@ void Gpio::on_condition(int revents) noexcept {
     return;
   }
   value_ = level;
+  // The level could be read, so this is an edge to the callback, whatever
+  // else came with it: EPOLLERR alone (Event::Error) from a FUSE file whose
+  // poll request failed, or bits put in with feed(). Event::Error always
+  // means the watcher stopped itself.
+  revents = Event::Pri;
   if (config_.debounce > 0.0) {
     const double now = monotonic_seconds();
     if (delivered_once_ && now - last_delivered_ < config_.debounce) {

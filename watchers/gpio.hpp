@@ -14,12 +14,33 @@
 //   the loop reads them coalesce into one callback, and value() is the level
 //   at the time of the read. For every edge with a kernel timestamp use
 //   evw::GpioLine (the character device).
-// - A line already exported by someone else (export says EBUSY and gpioN
-//   exists) is used, configured as GpioConfig says, and not unexported at
-//   the end; a line this watcher exported is unexported by its destructor,
-//   which breaks any other user of it. If the line disappears underneath
+// - Lines are shared within the process: every Gpio on a (sysfs root, line)
+//   is counted in a process-wide registry (thread-safe: loops may run on
+//   different threads; "/x/" and "/x" are one root, symlinks are not
+//   resolved). The line is unexported when the last Gpio on it goes, and only
+//   if a Gpio exported it. A line someone outside evw had exported before
+//   (export says EBUSY and gpioN exists) is used, configured as GpioConfig
+//   says, and never unexported. If the line disappears underneath
 //   (unexported elsewhere), the next event fails to read it: the watcher
-//   stops itself and calls back once with Event::Error, and error() says why (ENODEV).
+//   stops itself and calls back once with Event::Error, and error() says why
+//   (ENODEV); a line that then comes back through someone else's export is
+//   theirs, not unexported by evw (evw learns of the loss from that ENODEV:
+//   a line lost and re-exported while no Gpio on it read `value` is not told
+//   apart). A forked child inherits the registry but never unexports a line
+//   its parent exported (the parent still uses it); lines the child exports
+//   itself are its own.
+// - value() is the level read at the last event: with Edge::Rising or
+//   Edge::Falling it goes stale when the line moves the other way.
+//   read_value() reads the level now, through a file of its own, so an edge
+//   latched and not yet delivered stays latched: it is delivered once, as it
+//   would have been (at once if the watcher is active, else after the next
+//   start()).
+// - revents is exactly one of two: Event::Pri for an edge (value() is then
+//   the new level), or Event::Error once if `value` can no longer be read
+//   (the watcher has stopped itself; error() says why). Never Event::Hup:
+//   sysfs attributes (and gpio-sim's FUSE files) do not report EPOLLHUP, and
+//   any other bits the loop reports or feed() puts in come as Event::Pri
+//   once `value` was read for them.
 // - debounce is a software filter of delivered callbacks, see GpioConfig.
 // - The sysfs GPIO interface is deprecated in the kernel (CONFIG_GPIO_SYSFS);
 //   lines named by the driver (gpioN directories with other names) are not
@@ -83,6 +104,44 @@ class OwnedFd {
   int fd_ = -1;
 };
 
+/// One Gpio's use of a sysfs GPIO line, counted in a process-wide registry
+/// keyed by (sysfs root, line): the last use of a line that evw exported
+/// unexports it. Movable (a moved Gpio keeps its line), not copyable.
+class GpioClaim {
+ public:
+  struct Entry;  // in gpio.cpp
+  GpioClaim() noexcept = default;
+  GpioClaim(GpioClaim&& other) noexcept
+      : entry_(std::exchange(other.entry_, nullptr)), generation_(other.generation_) {}
+  GpioClaim& operator=(GpioClaim&& other) noexcept {
+    if (this != &other) {
+      reset();
+      entry_ = std::exchange(other.entry_, nullptr);
+      generation_ = other.generation_;
+    }
+    return *this;
+  }
+  GpioClaim(const GpioClaim&) = delete;
+  GpioClaim& operator=(const GpioClaim&) = delete;
+  ~GpioClaim() { reset(); }
+
+  /// Exports `line` under the canonical `root` unless the line is exported
+  /// already, and counts one more use of it.
+  /// @throws std::system_error naming the file (export, or stat of gpioN).
+  static GpioClaim acquire(const std::string& root, int line);
+  /// Gives the use up; the last use of a line this process exported unexports it.
+  void reset() noexcept;
+  /// The line evw exported was found gone (ENODEV): unless evw exported it
+  /// again since this use began, it is not evw's to unexport any more.
+  void line_gone() noexcept;
+  /// True if evw exported the line in this process (its last use unexports it).
+  bool exported() const noexcept;
+
+ private:
+  Entry* entry_ = nullptr;
+  std::uint64_t generation_ = 0;  // the entry's export count when this use began
+};
+
 struct GpioTrampoline;
 template <class W>
 class EdgeAwaitable;  // defined in <evw/coro/edge.hpp>
@@ -91,7 +150,7 @@ class EdgeAwaitable;  // defined in <evw/coro/edge.hpp>
 
 /// Calls back on the selected edges of a sysfs GPIO input: revents Event::Pri, with
 /// value() already updated; Event::Error once if `value` can no longer be read (the
-/// watcher has then stopped itself; error() says why).
+/// watcher has then stopped itself; error() says why); never Event::Hup.
 class Gpio final : public detail::ExceptWatcher<Gpio> {
  public:
   /// @brief Sets up `line` under config.sysfs_root (export, direction=in,
@@ -108,7 +167,8 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   Gpio(Loop& loop, int line, GpioConfig config, Callback cb);
   /// @brief The line with the default GpioConfig (both edges, /sys/class/gpio).
   Gpio(Loop& loop, int line, Callback cb) : Gpio(loop, line, GpioConfig{}, std::move(cb)) {}
-  /// Stops, closes `value`, and unexports the line if this watcher exported it.
+  /// Stops, closes `value`, and unexports the line if it is the last Gpio on
+  /// it in this process and evw exported it.
   ~Gpio();
 
   /// @brief In a coroutine: `int revents = co_await gpio.edge();` waits for the
@@ -130,7 +190,7 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   ///        or pending (restarts, keeps a pending event, delivered once after).
   ///        The same line under the same root is reconfigured in place; another
   ///        one is set up first and only then replaces the old one (which is
-  ///        unexported if this watcher exported it).
+  ///        unexported if this was its last Gpio and evw exported it).
   /// @throws as the constructor; on failure to set up another line the
   ///         watcher keeps its old line.
   void set(int line, GpioConfig config);
@@ -139,11 +199,28 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
 
   /// The GPIO number.
   int line() const noexcept { return line_; }
-  /// The logical level (0 or 1) read at setup and after each event.
+  /// The logical level (0 or 1) read at setup, at each event and by
+  /// read_value(): the level at the last event, not now (with Edge::Rising or
+  /// Edge::Falling an edge the other way is not read; see read_value()).
   int value() const noexcept { return value_; }
+  /// @brief Reads the logical level now and returns it; value() is updated
+  ///        too. `value` is opened anew for it (open, lseek, read, close), so
+  ///        the watched file keeps an edge latched and not yet delivered:
+  ///        the callback still runs once for it with Event::Pri, as it would
+  ///        have without this call (at once if the watcher is active, after
+  ///        the next start() if it is stopped). Costs a descriptor for the
+  ///        duration of the call.
+  /// @return 0 or 1.
+  /// @throws std::system_error naming the line, the call (open, lseek, read)
+  ///         and the file: ENOENT once the line was unexported, EMFILE, ...;
+  ///         value() and a latched edge are left as they were.
+  ///         std::logic_error if the watcher has no line (moved from).
+  int read_value();
   const GpioConfig& config() const noexcept { return config_; }
-  /// True if this watcher exported the line (and will unexport it).
-  bool exported() const noexcept { return exported_; }
+  /// True if evw exported the line in this process, so the last Gpio on it
+  /// unexports it; false for a line exported by someone else (or by the
+  /// parent, in a forked child).
+  bool exported() const noexcept { return claim_.exported(); }
   /// Edges swallowed by the debounce filter so far.
   std::uint64_t debounced() const noexcept { return debounced_; }
   /// Why the watcher stopped itself with Event::Error (reading `value` failed), else
@@ -165,8 +242,8 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   detail::EvStorage<32> ev_;  // never started in libev: the loop's EPOLLPRI table drives it
   GpioConfig config_;
   int line_ = -1;
+  detail::GpioClaim claim_;  // this watcher's use of the line (declared first: released after value_fd_ closes)
   detail::OwnedFd value_fd_;
-  bool exported_ = false;
   int value_ = 0;
   bool delivered_once_ = false;
   double last_delivered_ = 0;  // CLOCK_MONOTONIC seconds of the last delivered edge
