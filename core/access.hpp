@@ -20,6 +20,7 @@ struct Access {
     return static_cast<Watcher<W>&>(w).cb_;
   }
   static bool failed(const Loop& loop) noexcept { return loop.failed_; }
+  static WatcherBase*& running(Loop& loop) noexcept { return loop.running_; }
   static void defer(Loop& loop, WatcherBase& w, int revents) { loop.defer(w, revents); }
   // loop may be a Loop its callback destroyed: then the exception goes to
   // the run() that is unwinding it (see loop.cpp); loop is not touched.
@@ -41,6 +42,17 @@ struct Access {
   static void note_feed(Loop& loop) noexcept;
 };
 
+// Calls w's callback, noting w as the loop's running watcher (a move of w
+// throws while its callback runs): a store before the call, nothing after
+// (the callback may destroy w and the loop), so the call stays a tail call.
+// Loop::run() restores the note of an enclosing callback when a nested run
+// returns. Exceptions pass.
+template <class W>
+inline void invoke_callback(Loop& loop, W& w, int revents) {
+  Access::running(loop) = &w;
+  Access::callback(w)(w, revents);  // may destroy w and loop: touch nothing after
+}
+
 // Every libev callback of a watcher ends here. Exceptions never cross libev's
 // C frames: the first is captured and breaks the loop; once one was thrown,
 // the rest of the iteration is recorded instead of run (Loop::run re-feeds it).
@@ -56,7 +68,7 @@ inline void dispatch(W& w, int revents) noexcept {
     return;
   }
   try {
-    Access::callback(w)(w, revents);  // may destroy w: touch nothing after
+    invoke_callback(loop, w, revents);
   } catch (...) {
     Access::capture(loop, std::current_exception());
   }

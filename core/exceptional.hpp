@@ -31,6 +31,9 @@ void except_start(Loop& loop, ExceptNode& node);
 void except_stop(Loop& loop, ExceptNode& node) noexcept;
 int except_take_pending(Loop& loop, ExceptNode& node) noexcept;
 bool except_is_pending(Loop& loop, const ExceptNode& node) noexcept;
+// A move: `to` (a copy of the registered node `from`) takes its place in the
+// table, so the kernel registration stays as it is.
+void except_replace(Loop& loop, ExceptNode& from, ExceptNode& to) noexcept;
 
 /// A watcher registered in its loop's PriorityTable instead of libev: the
 /// table decides when it is active and pending.
@@ -38,11 +41,19 @@ template <class W>
 class ExceptWatcher : public Watcher<W> {
  protected:
   using Watcher<W>::Watcher;
+  ExceptWatcher(ExceptWatcher&& other, void* ev) : Watcher<W>(std::move(other), ev), node_(other.node_) {}
   void start_impl() override { except_start(this->loop(), node_); }
   void stop_impl() noexcept override { except_stop(this->loop(), node_); }
   bool active_impl() const noexcept override { return node_.linked; }
   int take_pending() noexcept override { return except_take_pending(this->loop(), node_); }
   bool pending_impl() const noexcept override { return except_is_pending(this->loop(), node_); }
+  // Moves re-point the table's node instead of registering the fd again.
+  void rehome_stop_impl() noexcept override {}
+  void rehome_start_impl(WatcherBase& from, bool active) noexcept override {
+    node_.ev = this->ev();
+    node_.self = static_cast<W*>(this);
+    if (active) except_replace(this->loop(), static_cast<ExceptWatcher&>(from).node_, node_);
+  }
   ExceptNode node_;
 };
 

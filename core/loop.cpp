@@ -57,8 +57,9 @@ namespace detail {
 // without touching its Loop, and the outermost frees what it was handed and
 // rethrows an exception a callback threw meanwhile.
 struct RunFrame {
-  explicit RunFrame(RunFrame* enclosing) noexcept : outer(enclosing) {}
+  RunFrame(RunFrame* enclosing, WatcherBase* caller) noexcept : outer(enclosing), running(caller) {}
   RunFrame* outer;
+  WatcherBase* running;  // the watcher whose callback called this run(), if any
   bool gone = false;
   // Set on the outermost frame of a destroyed loop:
   const Loop* loop = nullptr;  // its address: Access::capture recognises it
@@ -190,11 +191,12 @@ bool Loop::run(int flags) {
   // libev's ev_run cancels a pending break on entry, so a nested run() would
   // swallow a stop() that a callback asked of the enclosing one: re-issue it.
   const int enclosing = std::exchange(break_, 0);
-  detail::RunFrame frame{frame_};
+  detail::RunFrame frame{frame_, running_};
   frame_ = &frame;
   bool more = ev_run(raw_, flags) != 0;
   if (frame.gone) [[unlikely]] return frame.unwind();  // a callback destroyed this loop
   frame_ = frame.outer;
+  running_ = frame.running;  // back in the callback that called this run(), if any
   if (enclosing != 0 && ev_depth(raw_) > 0) {
     ev_break(raw_, enclosing);
     break_ = enclosing;
@@ -260,6 +262,31 @@ void Loop::unlink(detail::WatcherBase& w) noexcept {
   if (w.next_ != nullptr) w.next_->prev_ = w.prev_;
   w.prev_ = w.next_ = nullptr;
   --count_;
+}
+
+void Loop::replace(detail::WatcherBase& from, detail::WatcherBase& to) noexcept {
+  to.prev_ = std::exchange(from.prev_, nullptr);
+  to.next_ = std::exchange(from.next_, nullptr);
+  if (to.prev_ != nullptr) to.prev_->next_ = &to;
+  else head_ = &to;
+  if (to.next_ != nullptr) to.next_->prev_ = &to;
+  // Events recorded after a callback threw go to the new address too.
+  for (auto& entry : deferred_)
+    if (entry.first == &from) entry.first = &to;
+}
+
+bool Loop::is_running(const detail::WatcherBase& w) const noexcept {
+  if (running_ == &w) return true;
+  for (const detail::RunFrame* frame = frame_; frame != nullptr; frame = frame->outer)
+    if (frame->running == &w) return true;
+  return false;
+}
+
+// w is destroyed: a watcher built later at its address is not running.
+void Loop::forget_running(const detail::WatcherBase& w) noexcept {
+  if (running_ == &w) running_ = nullptr;
+  for (detail::RunFrame* frame = frame_; frame != nullptr; frame = frame->outer)
+    if (frame->running == &w) frame->running = nullptr;
 }
 
 void Loop::capture(std::exception_ptr error) noexcept {

@@ -96,6 +96,11 @@ class Loop {
   void adopt(detail::WatcherBase& w) noexcept;
   void link(detail::WatcherBase& w) noexcept;
   void unlink(detail::WatcherBase& w) noexcept;
+  // A move: `to` takes from's place in the list and in deferred_.
+  void replace(detail::WatcherBase& from, detail::WatcherBase& to) noexcept;
+  // Whether w's callback runs, innermost or below a nested run().
+  bool is_running(const detail::WatcherBase& w) const noexcept;
+  void forget_running(const detail::WatcherBase& w) noexcept;
   void capture(std::exception_ptr error) noexcept;
   void defer(detail::WatcherBase& w, int revents);
   void forget(detail::WatcherBase& w) noexcept;
@@ -112,6 +117,7 @@ class Loop {
   std::unique_ptr<detail::PriorityTable> priority_;  // created on first Priority watcher
   std::unique_ptr<detail::FdCheck> fd_check_;  // created on the first Io start()
   detail::RunFrame* frame_ = nullptr;  // the innermost run() in progress
+  detail::WatcherBase* running_ = nullptr;  // whose callback runs (the last one called)
   std::vector<void (*)(const Loop&)> on_destroy_;  // library code to tell at ~Loop
 };
 

@@ -124,6 +124,18 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
   if (--nodes_ == 0) ev_unref(loop_);
 }
 
+void PriorityTable::replace(ExceptNode& from, ExceptNode& to) noexcept {
+  Slot& slot = slots_[static_cast<std::size_t>(to.fd)];
+  if (to.prev != nullptr) to.prev->next = &to;
+  else slot.head = &to;  // a lazy batch finds the watcher through the slot
+  if (to.next != nullptr) to.next->prev = &to;
+  for (Batch* batch = batch_; batch != nullptr; batch = batch->outer)
+    for (int i = 0; i < batch->count; ++i)
+      if (batch->entries[i].node == &from) batch->entries[i].node = &to;
+  from.prev = from.next = nullptr;
+  from.linked = false;
+}
+
 // Delivery must look exactly as if every ready watcher had been fed through
 // libev's pending queue (ev_feed_event): priority order across all watcher
 // types, a pending event kept by set(), cleared by stop(). Feeding costs two
@@ -266,6 +278,10 @@ int except_take_pending(Loop& loop, ExceptNode& node) noexcept {
   int revents = ev_clear_pending(loop.raw(), static_cast<ev_watcher*>(node.ev));
   if (PriorityTable* table = Access::priority_table(loop)) revents |= table->take_queued(node);
   return revents;
+}
+
+void except_replace(Loop& loop, ExceptNode& from, ExceptNode& to) noexcept {
+  if (PriorityTable* table = Access::priority_table(loop)) table->replace(from, to);
 }
 
 bool except_is_pending(Loop& loop, const ExceptNode& node) noexcept {

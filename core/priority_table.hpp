@@ -30,6 +30,8 @@ class PriorityTable {
   /// Register node (node.fd, node.ev set). @throws std::system_error.
   void add(ExceptNode& node);
   void remove(ExceptNode& node) noexcept;
+  /// `to`, a copy of the registered `from`, takes its place (a watcher moved).
+  void replace(ExceptNode& from, ExceptNode& to) noexcept;
   /// In a forked child: a new kernel queue, every fd registered again.
   void after_fork();
   static void on_fork(struct ev_loop* loop, ev_fork* w, int revents) noexcept;

@@ -1,6 +1,7 @@
 #include "watcher.hpp"
 
 #include <cstddef>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -20,9 +21,55 @@ WatcherBase::WatcherBase(Loop& loop, void* ev, const char* kind)
   loop.link(*this);
 }
 
+WatcherBase::WatcherBase(WatcherBase&& other, void* ev) : loop_(nullptr), ev_(ev), kind_(other.kind_) {
+  check_move(other);
+}
+
+void WatcherBase::check_move(const WatcherBase& other) const {
+  if (other.loop_ != nullptr && other.loop_->is_running(other))
+    throw std::logic_error(std::string("evw::") + other.kind_ +
+                           ": cannot move a watcher from inside its own callback (the callback "
+                           "would be destroyed while it runs)");
+  if (other.owned_ || owned_)
+    throw std::logic_error(std::string("evw::") + other.kind_ +
+                           ": a loop-owned watcher (Loop::add) keeps its address: it can be neither "
+                           "moved from nor moved into");
+}
+
+void WatcherBase::finish_move(WatcherBase& other, std::size_t ev_size) noexcept {
+  data_ = std::move(other.data_);
+  other.data_.reset();
+  moved_ = other.moved_;
+  Loop* loop = other.loop_;
+  int revents = 0;
+  bool active = false;
+  if (loop != nullptr) {
+    // A pending event (libev's, or one the EPOLLPRI table queued) is taken
+    // here and fed again to the new address below.
+    revents = other.take_pending();
+    active = other.active_impl();
+    if (active) other.rehome_stop_impl();
+    loop->replace(other, *this);
+    loop_ = loop;
+  }
+  std::memcpy(ev_, other.ev_, ev_size);
+  as_ev(ev_)->active = 0;
+  as_ev(ev_)->pending = 0;
+  as_ev(ev_)->data = this;
+  rehome_start_impl(other, active);
+  other.loop_ = nullptr;
+  other.moved_ = true;
+  if (revents != 0) refeed(revents);
+}
+
+void WatcherBase::rehome_start_impl(WatcherBase&, bool active) noexcept {
+  if (active) start_impl();  // only for types whose start_impl cannot throw
+}
+
 WatcherBase::~WatcherBase() {
   // Each watcher's own destructor has stopped it (stop_impl is gone by now).
   if (loop_ != nullptr) {
+    loop_->forget_running(*this);
     ev_clear_pending(loop_->raw(), as_ev(ev_));
     if (loop_->failed_) loop_->forget(*this);
     loop_->unlink(*this);
@@ -90,20 +137,29 @@ WatcherBase::Frozen WatcherBase::freeze() noexcept {
 void WatcherBase::thaw(Frozen frozen) {
   if (loop_ == nullptr) return;
   if (frozen.active) start_impl();  // if this throws, the watcher stays stopped
-  if (frozen.revents != 0) {
-    Access::note_feed(*loop_);
-    ev_feed_event(loop_->raw(), ev_, frozen.revents);
-  }
+  if (frozen.revents != 0) refeed(frozen.revents);
+}
+
+void WatcherBase::refeed(int revents) noexcept {
+  Access::note_feed(*loop_);
+  ev_feed_event(loop_->raw(), ev_, revents);
 }
 
 void WatcherBase::require_attached(const char* what) const {
-  if (loop_ == nullptr)
+  if (loop_ == nullptr) [[unlikely]] {
+    if (moved_) throw_moved_from(kind_, what);
     throw std::logic_error(std::string("evw::") + kind_ + "::" + what +
                            ": the watcher's loop has been destroyed");
+  }
 }
 
 struct ::ev_loop* WatcherBase::raw_loop() const noexcept {
   return loop_ != nullptr ? loop_->raw() : nullptr;
+}
+
+void throw_moved_from(const char* kind, const char* what) {
+  throw std::logic_error(std::string("evw::") + kind + "::" + what +
+                         ": the watcher was moved from (it is empty until a watcher is moved into it)");
 }
 
 void throw_empty_callback(const char* kind) {

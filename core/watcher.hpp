@@ -1,15 +1,25 @@
 // evw — what every watcher has: start/stop, activity, priority, user data,
-// feed/invoke, and membership in exactly one Loop.
+// feed/invoke, membership in exactly one Loop, and moves.
 //
-// Caveats: watchers are neither copyable nor movable (libev keeps their
-// address). A watcher whose Loop was destroyed is "detached": start() and
-// feed() throw std::logic_error, everything else (stop, accessors, the
-// destructor) stays safe.
+// Caveats: watchers are movable, not copyable. libev keeps a watcher's
+// address, so a move re-homes it: the moved-to watcher takes over the loop,
+// callback, user data, priority, configuration and active state, and a
+// pending event is delivered once, from the new object (stopped at the old
+// address, started at the new one). The moved-from watcher is stopped and
+// empty: detached from its loop, start()/feed()/invoke() throw
+// std::logic_error, the destructor is safe, and move-assigning into it makes
+// it a full watcher again. Moving a watcher from inside its own callback
+// (directly, or through a std::vector that grows there) and moving a
+// loop-owned watcher (Loop::add) throw std::logic_error. A watcher whose Loop
+// was destroyed is "detached" too: start() and feed() throw
+// std::logic_error, everything else (stop, accessors, the destructor) stays
+// safe.
 #pragma once
 
 #include <any>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <utility>
 
 #include "events.hpp"
@@ -27,6 +37,7 @@ namespace detail {
 struct Access;
 
 [[noreturn]] void throw_empty_callback(const char* kind);
+[[noreturn]] void throw_moved_from(const char* kind, const char* what);
 
 /// Raw storage for the libev watcher struct embedded in each evw watcher.
 /// Its size is checked against libev's headers in the watcher's source file,
@@ -44,7 +55,7 @@ class WatcherBase {
   virtual ~WatcherBase();
 
   /// @brief Start watching. Does nothing if already active.
-  /// @throws std::logic_error if the watcher's Loop is gone;
+  /// @throws std::logic_error if the watcher's Loop is gone or it was moved from;
   ///         std::system_error if the OS refuses (each watcher documents which).
   void start();
   /// @brief Stop watching and clear a pending event. Safe at any time, also
@@ -66,17 +77,39 @@ class WatcherBase {
   /// @brief The loop this watcher belongs to.
   /// @throws std::logic_error if the loop was destroyed.
   Loop& loop() const;
-  /// @brief False once the watcher's Loop has been destroyed.
+  /// @brief False once the watcher's Loop has been destroyed, and for a
+  /// moved-from watcher.
   bool is_attached() const noexcept { return loop_ != nullptr; }
   /// @brief Queue an event for this watcher as if it had happened
   /// (ev_feed_event); the callback runs in the loop's next dispatch.
-  /// @throws std::logic_error if the loop was destroyed.
+  /// @throws std::logic_error if the loop was destroyed or the watcher moved from.
   void feed(int revents);
   /// @brief Forget a pending event. @return its revents, or 0.
   int clear_pending() noexcept;
 
  protected:
   WatcherBase(Loop& loop, void* ev, const char* kind);
+
+  // A move, in two steps around the derived type's own members. This
+  // constructor only checks that `other` may move (it throws before anything
+  // changes); the derived move constructor then moves its members (nothing
+  // that can throw) and calls finish_move(other, sizeof its libev storage),
+  // which takes over other's loop membership, user data, libev struct,
+  // active state and pending event, and leaves other stopped and empty.
+  WatcherBase(WatcherBase&& other, void* ev);
+  void finish_move(WatcherBase& other, std::size_t ev_size) noexcept;
+  // @throws std::logic_error if `other` may not be moved, or *this not be
+  // replaced (a loop-owned watcher).
+  void check_move(const WatcherBase& other) const;
+  // Re-homing an active watcher: rehome_stop_impl() on the old object, then
+  // its libev struct's bytes are copied to the new one (active and pending
+  // cleared, data pointing to the new object), then rehome_start_impl(from,
+  // active) on the new one, also for an inactive or detached watcher (to fix
+  // what points into the object itself). Neither may throw: by default
+  // stop_impl() and start_impl(), for types whose start cannot fail; the
+  // others start without the checks a fresh start() makes.
+  virtual void rehome_stop_impl() noexcept { stop_impl(); }
+  virtual void rehome_start_impl(WatcherBase& from, bool active) noexcept;
 
   virtual void start_impl() = 0;           // attached and not active
   virtual void stop_impl() noexcept = 0;   // attached and active
@@ -104,6 +137,8 @@ class WatcherBase {
   void thaw(Frozen frozen);
 
   void require_attached(const char* what) const;
+  // Feed revents to this watcher from outside libev's dispatch.
+  void refeed(int revents) noexcept;
   struct ::ev_loop* raw_loop() const noexcept;
   const char* kind() const noexcept { return kind_; }
   void* ev() const noexcept { return ev_; }
@@ -118,6 +153,7 @@ class WatcherBase {
   WatcherBase* prev_ = nullptr;
   WatcherBase* next_ = nullptr;
   bool owned_ = false;  // created by Loop::add, deleted by the loop
+  bool moved_ = false;  // detached by a move (not by its loop's destruction)
   std::any data_;
 };
 
@@ -142,8 +178,14 @@ class Watcher : public WatcherBase {
     else
       return WatcherBase::is_active();
   }
-  /// @brief Call the callback now, outside the loop; its exceptions reach the caller.
-  void invoke(int revents) { cb_(static_cast<W&>(*this), revents); }
+  /// @brief Call the callback now, outside the loop; its exceptions reach the
+  /// caller. (Not a dispatch: a move of the watcher from the callback is not
+  /// refused then, and destroys the callback under it.)
+  /// @throws std::logic_error on a moved-from watcher (it has no callback).
+  void invoke(int revents) {
+    if (!cb_) [[unlikely]] throw_moved_from(kind(), "invoke");
+    cb_(static_cast<W&>(*this), revents);
+  }
   /// @brief Replace the callback (also allowed inside the callback itself).
   /// @throws std::invalid_argument if cb is empty.
   void set_callback(Callback cb) { cb_ = checked(std::move(cb), kind()); }
@@ -151,6 +193,22 @@ class Watcher : public WatcherBase {
  protected:
   Watcher(Loop& loop, void* ev, const char* kind, Callback cb)
       : WatcherBase(loop, ev, kind), cb_(checked(std::move(cb), kind)) {}
+  // The first step of a move (see WatcherBase): the callback goes along.
+  Watcher(Watcher&& other, void* ev) : WatcherBase(std::move(other), ev), cb_(std::move(other.cb_)) {}
+  // W::operator=(W&&). Replacing a watcher is destroying it and constructing
+  // the moved one in its place: the destructor already releases everything
+  // (a Gpio's line, an Embed's guard) and the move constructor takes over the
+  // rest. Everything that could refuse is checked first, so the move
+  // constructor cannot throw once the old watcher is gone. (W is final: never
+  // a base subobject, so the object is transparently replaced.)
+  W& move_assign(W& other) {
+    W& self = static_cast<W&>(*this);
+    if (&self == &other) return self;
+    check_move(other);
+    std::destroy_at(&self);
+    std::construct_at(&self, std::move(other));
+    return self;
+  }
   // For evw's own relays (Gpio::edge()): put cb (not empty) in place of the
   // callback and hand the old one back. Never while the callback runs.
   Callback exchange_callback(Callback cb) noexcept { return std::exchange(cb_, std::move(cb)); }

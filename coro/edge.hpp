@@ -33,6 +33,7 @@
 //   own callback (its callback cannot be swapped while it runs).
 // - The watcher and the loop must outlive the wait: if either is destroyed
 //   first, the coroutine is never resumed (destroying its Task stays safe).
+//   A watcher moved during the wait takes the wait along.
 #pragma once
 
 #include <coroutine>
@@ -67,6 +68,14 @@ struct EdgeHook : std::enable_shared_from_this<EdgeHook<W>> {
     for (EdgeHook* h = installed(); h != nullptr; h = h->next)
       if (h->watcher == &w) return h;
     return nullptr;
+  }
+  // The watcher moved (its callback, the relay, went along): follow it.
+  // Called by Gpio's and GpioLine's move constructors.
+  static void moved(const W& from, W& to) noexcept {
+    if (EdgeHook* hook = find(from)) {
+      hook->watcher = &to;
+      if (hook->waiter != nullptr) hook->waiter->watcher_ = &to;
+    }
   }
   void uninstall() noexcept {
     watcher = nullptr;
@@ -142,6 +151,7 @@ class [[nodiscard]] EdgeAwaitable {
 
  private:
   friend class EdgeRelay<W>;
+  friend struct EdgeHook<W>;
 
   static std::shared_ptr<EdgeHook<W>> hook_of(W& w) {
     if (EdgeHook<W>* hook = EdgeHook<W>::find(w)) return hook->shared_from_this();

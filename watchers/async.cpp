@@ -15,6 +15,14 @@ void async_callback(struct ev_loop*, ev_async* w, int revents) noexcept {
   detail::dispatch(*static_cast<Async*>(w->data), revents);
 }
 
+// ev_async_start clears `sent`: a send() made while stopped (or between the
+// stop and start of set_priority, or of a move) would be lost; send it again.
+void start_keeping_send(struct ev_loop* loop, ev_async* w) noexcept {
+  const bool sent = w->sent != 0;
+  ev_async_start(loop, w);
+  if (sent) ev_async_send(loop, w);
+}
+
 }  // namespace
 
 Async::Async(Loop& loop, Callback cb) : Watcher(loop, &ev_, "Async", std::move(cb)) {
@@ -32,6 +40,8 @@ Async::Async(Loop& loop, Callback cb) : Watcher(loop, &ev_, "Async", std::move(c
 
 Async::~Async() { stop(); }
 
+Async::Async(Async&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+
 void Async::send() {
   require_attached("send");
   ev_async_send(raw_loop(), detail::ev_of<ev_async>(*this));
@@ -44,12 +54,12 @@ bool Async::async_pending() const noexcept {
 void Async::start_impl() {
   // libev aborts when it cannot create its wakeup descriptor.
   detail::probe_wakeup_fd("Async");
-  auto* w = detail::ev_of<ev_async>(*this);
-  // ev_async_start clears `sent`: a send() made while stopped (or between the
-  // stop and start of set_priority) would be lost; send it again instead.
-  const bool sent = w->sent != 0;
-  ev_async_start(raw_loop(), w);
-  if (sent) ev_async_send(raw_loop(), w);
+  start_keeping_send(raw_loop(), detail::ev_of<ev_async>(*this));
+}
+
+// The loop's wakeup descriptor exists: the old watcher was active.
+void Async::rehome_start_impl(WatcherBase&, bool active) noexcept {
+  if (active) start_keeping_send(raw_loop(), detail::ev_of<ev_async>(*this));
 }
 
 void Async::stop_impl() noexcept { ev_async_stop(raw_loop(), detail::ev_of<ev_async>(*this)); }

@@ -9,7 +9,9 @@
 // while the callback runs gives another call. A send() to a stopped watcher
 // is kept for its next start() (libev would drop it), but one that races
 // with start() or set_priority() itself may be lost: start it before the
-// producers. The watcher and its Loop must outlive every send().
+// producers. The watcher and its Loop must outlive every send(), and it must
+// not be moved while another thread may send() to it (a move changes its
+// address; a send() not yet noticed by the loop comes along).
 //
 // revents: Event::Async. Plus whatever feed() passes.
 #pragma once
@@ -28,6 +30,15 @@ class Async final : public detail::Watcher<Async> {
   ///         descriptor is left for the wakeup.
   Async(Loop& loop, Callback cb);
   ~Async();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// A send() not yet noticed by the loop comes along. Not while another
+  /// thread may send() to `other`.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Async(Async&& other);
+  Async& operator=(Async&& other) { return move_assign(other); }
   /// @brief Wake the loop and have the callback called (ev_async_send).
   /// Thread-safe, and async-signal-safe while the loop exists.
   /// @throws std::logic_error if the loop is gone.
@@ -39,6 +50,7 @@ class Async final : public detail::Watcher<Async> {
   // @throws std::system_error if no descriptor is left for the wakeup.
   void start_impl() override;
   void stop_impl() noexcept override;
+  void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
   detail::EvStorage<40> ev_;
 };
 

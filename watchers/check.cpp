@@ -22,6 +22,8 @@ Check::Check(Loop& loop, Callback cb) : Watcher(loop, &ev_, "Check", std::move(c
 
 Check::~Check() { stop(); }
 
+Check::Check(Check&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+
 void Check::start_impl() { ev_check_start(raw_loop(), detail::ev_of<ev_check>(*this)); }
 void Check::stop_impl() noexcept { ev_check_stop(raw_loop(), detail::ev_of<ev_check>(*this)); }
 

@@ -23,6 +23,13 @@ class Check final : public detail::Watcher<Check> {
   /// @throws std::invalid_argument if cb is empty.
   Check(Loop& loop, Callback cb);
   ~Check();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Check(Check&& other);
+  Check& operator=(Check&& other) { return move_assign(other); }
 
  private:
   void start_impl() override;

@@ -49,6 +49,8 @@ Child::Child(Loop& loop, int pid, bool trace, Callback cb)
 
 Child::~Child() { stop(); }
 
+Child::Child(Child&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+
 void Child::set(int pid, bool trace) {
   check(pid);
   Frozen frozen = freeze();

@@ -30,6 +30,13 @@ class Child final : public detail::Watcher<Child> {
   /// @brief As above; with trace also stops and continues.
   Child(Loop& loop, int pid, bool trace, Callback cb);
   ~Child();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Child(Child&& other);
+  Child& operator=(Child&& other) { return move_assign(other); }
   /// @brief Watch another pid; allowed while active or pending (keeps a
   /// pending event). @throws std::invalid_argument if pid < 0.
   void set(int pid, bool trace = false);

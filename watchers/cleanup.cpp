@@ -17,7 +17,7 @@ void cleanup_callback(struct ev_loop* raw, ev_cleanup* w, int revents) noexcept 
   // others from running, so call it directly and drop what it throws.
   if (ev_depth(raw) == 0) {
     try {
-      detail::Access::callback(c)(c, revents);  // may destroy c: touch nothing after
+      detail::invoke_callback(*detail::Access::loop(c), c, revents);  // may destroy c: touch nothing after
     } catch (...) {
     }
     return;
@@ -32,6 +32,8 @@ Cleanup::Cleanup(Loop& loop, Callback cb) : Watcher(loop, &ev_, "Cleanup", std::
 }
 
 Cleanup::~Cleanup() { stop(); }
+
+Cleanup::Cleanup(Cleanup&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
 
 void Cleanup::start_impl() { ev_cleanup_start(raw_loop(), detail::ev_of<ev_cleanup>(*this)); }
 void Cleanup::stop_impl() noexcept { ev_cleanup_stop(raw_loop(), detail::ev_of<ev_cleanup>(*this)); }

@@ -26,6 +26,13 @@ class Cleanup final : public detail::Watcher<Cleanup> {
   /// @throws std::invalid_argument if cb is empty.
   Cleanup(Loop& loop, Callback cb);
   ~Cleanup();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Cleanup(Cleanup&& other);
+  Cleanup& operator=(Cleanup&& other) { return move_assign(other); }
 
  private:
   void start_impl() override;

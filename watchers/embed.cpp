@@ -128,6 +128,14 @@ Embed::Embed(Loop& loop, Loop& other) : Embed(loop, other, [](Embed& w, int) { w
 
 Embed::~Embed() { stop(); }
 
+Embed::Embed(Embed&& other)
+    : Watcher(std::move(other), &ev_),
+      other_(std::exchange(other.other_, nullptr)),
+      guard_(std::move(other.guard_)),
+      started_at_(other.started_at_) {
+  finish_move(other, sizeof ev_);
+}
+
 void Embed::set(Loop& other) {
   check(detail::Access::loop(*this), other);  // a detached Embed may still be configured
   Frozen frozen = freeze();
@@ -170,16 +178,29 @@ void Embed::start_impl() {
   }
   detail::Access::on_destroy(loop(), forget_loop);
   detail::Access::on_destroy(inner, forget_loop);
+  start_libev();
+  if (known == edges.size()) edges.push_back(Edge{&loop(), &inner, 1, false});
+  else ++edges[known].active;
+  started_at_ = ev_iteration(raw_loop());
+  guard_->start();
+}
+
+void Embed::start_libev() noexcept {
   auto* w = detail::ev_of<ev_embed>(*this);
   ev_embed_start(raw_loop(), w);
   if (w->prepare.cb != embed_prepare) {
     libev_embed_prepare = w->prepare.cb;  // the same static function for every Embed
     ev_set_cb(&w->prepare, embed_prepare);
   }
-  if (known == edges.size()) edges.push_back(Edge{&loop(), &inner, 1, false});
-  else ++edges[known].active;
-  started_at_ = ev_iteration(raw_loop());
-  guard_->start();
+}
+
+// A move keeps the pair of loops embedded: the circle and chain bookkeeping
+// and the guard stay as they are, only libev's watcher changes address.
+void Embed::rehome_stop_impl() noexcept { ev_embed_stop(raw_loop(), detail::ev_of<ev_embed>(*this)); }
+
+void Embed::rehome_start_impl(WatcherBase&, bool active) noexcept {
+  if (guard_) guard_->set_callback([this](Cleanup&, int) { stop(); });
+  if (active) start_libev();
 }
 
 void Embed::stop_impl() noexcept {

@@ -48,6 +48,14 @@ class Embed final : public detail::Watcher<Embed> {
   /// @brief As above, with a callback that calls sweep().
   Embed(Loop& loop, Loop& other);
   ~Embed();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// The other loop stays embedded throughout.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Embed(Embed&& other);
+  Embed& operator=(Embed&& other) { return move_assign(other); }
   /// @brief Embed another loop; allowed while active or pending.
   /// @throws as the constructor, and as start().
   void set(Loop& other);
@@ -57,13 +65,16 @@ class Embed final : public detail::Watcher<Embed> {
   /// @brief The embedded loop. @throws std::logic_error if it was destroyed.
   Loop& other() const;
   /// @brief False once the embedded loop has been destroyed.
-  bool other_exists() const noexcept { return guard_->is_attached(); }
+  bool other_exists() const noexcept { return guard_ != nullptr && guard_->is_attached(); }
 
  private:
   // @throws std::logic_error if the other loop is gone or embedding it would
   //         close a circle of embedded loops.
   void start_impl() override;
   void stop_impl() noexcept override;
+  void rehome_stop_impl() noexcept override;
+  void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
+  void start_libev() noexcept;
   void watch(Loop& other);
 
   Loop* other_ = nullptr;

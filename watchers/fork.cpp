@@ -22,6 +22,8 @@ Fork::Fork(Loop& loop, Callback cb) : Watcher(loop, &ev_, "Fork", std::move(cb))
 
 Fork::~Fork() { stop(); }
 
+Fork::Fork(Fork&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+
 void Fork::start_impl() { ev_fork_start(raw_loop(), detail::ev_of<ev_fork>(*this)); }
 void Fork::stop_impl() noexcept { ev_fork_stop(raw_loop(), detail::ev_of<ev_fork>(*this)); }
 

@@ -22,6 +22,13 @@ class Fork final : public detail::Watcher<Fork> {
   /// @throws std::invalid_argument if cb is empty.
   Fork(Loop& loop, Callback cb);
   ~Fork();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Fork(Fork&& other);
+  Fork& operator=(Fork&& other) { return move_assign(other); }
 
  private:
   void start_impl() override;

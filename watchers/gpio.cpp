@@ -21,6 +21,7 @@
 #include "../core/access.hpp"
 #include "../core/priority_table.hpp"
 #include "../core/sys.hpp"
+#include "../coro/edge.hpp"
 
 namespace evw {
 
@@ -347,6 +348,23 @@ Gpio::Gpio(Loop& loop, int line, GpioConfig config, Callback cb)
 Gpio::~Gpio() {
   stop();
   release_line();
+}
+
+// The line goes along: other is left holding none (no fd, nothing to
+// unexport), so its destructor releases nothing.
+Gpio::Gpio(Gpio&& other)
+    : ExceptWatcher(std::move(other), &ev_),
+      config_(std::move(other.config_)),
+      line_(std::exchange(other.line_, -1)),
+      value_fd_(std::move(other.value_fd_)),
+      exported_(std::exchange(other.exported_, false)),
+      value_(other.value_),
+      delivered_once_(other.delivered_once_),
+      last_delivered_(other.last_delivered_),
+      debounced_(other.debounced_),
+      error_(other.error_) {
+  finish_move(other, sizeof ev_);
+  detail::EdgeHook<Gpio>::moved(other, *this);  // a coroutine awaiting edge() follows
 }
 
 void Gpio::set(int line, GpioConfig config) {

@@ -170,6 +170,15 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   /// Stops, closes `value`, and unexports the line if it is the last Gpio on
   /// it in this process and evw exported it.
   ~Gpio();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// Nothing is closed or unexported: the line, its `value` fd and the
+  /// duty to unexport it go along.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Gpio(Gpio&& other);
+  Gpio& operator=(Gpio&& other) { return move_assign(other); }
 
   /// @brief In a coroutine: `int revents = co_await gpio.edge();` waits for the
   ///        next event, after this watcher's own callback has run for it.

@@ -14,6 +14,7 @@
 
 #include "../core/access.hpp"
 #include "../core/sys.hpp"
+#include "../coro/edge.hpp"
 
 namespace evw {
 
@@ -207,6 +208,24 @@ GpioLine::GpioLine(Loop& loop, RequestFd fd, Callback cb)
 }
 
 GpioLine::~GpioLine() { stop(); }
+
+GpioLine::GpioLine(GpioLine&& other)
+    : Watcher(std::move(other), &ev_),
+      fd_(std::move(other.fd_)),
+      chip_(std::move(other.chip_)),
+      line_(std::exchange(other.line_, -1)),
+      config_(std::move(other.config_)),
+      decoder_(std::move(other.decoder_)),
+      events_(std::move(other.events_)),
+      error_(other.error_) {
+  finish_move(other, sizeof ev_);
+  detail::EdgeHook<GpioLine>::moved(other, *this);  // a coroutine awaiting edge() follows
+}
+
+// Without start_impl's fcntl check: the request fd is the watcher's own.
+void GpioLine::rehome_start_impl(WatcherBase&, bool active) noexcept {
+  if (active) ev_io_start(raw_loop(), detail::ev_of<ev_io>(*this));
+}
 
 int GpioLine::read_value() const {
   gpio_v2_line_values values{};

@@ -124,6 +124,14 @@ class GpioLine final : public detail::Watcher<GpioLine> {
   }
   /// Stops and closes the request fd, which releases the line.
   ~GpioLine();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// The request fd (and the line it holds) goes along.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  GpioLine(GpioLine&& other);
+  GpioLine& operator=(GpioLine&& other) { return move_assign(other); }
 
   /// @brief In a coroutine: `int revents = co_await line.edge();` waits for
   ///        the next batch of events, after this watcher's own callback has
@@ -163,6 +171,7 @@ class GpioLine final : public detail::Watcher<GpioLine> {
   // @throws std::system_error(EBADF) if the fd is not open.
   void start_impl() override;
   void stop_impl() noexcept override;
+  void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
   void on_readable(int revents) noexcept;
 
   detail::EvStorage<48> ev_;

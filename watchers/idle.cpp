@@ -22,6 +22,8 @@ Idle::Idle(Loop& loop, Callback cb) : Watcher(loop, &ev_, "Idle", std::move(cb))
 
 Idle::~Idle() { stop(); }
 
+Idle::Idle(Idle&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+
 void Idle::start_impl() { ev_idle_start(raw_loop(), detail::ev_of<ev_idle>(*this)); }
 void Idle::stop_impl() noexcept { ev_idle_stop(raw_loop(), detail::ev_of<ev_idle>(*this)); }
 

@@ -22,6 +22,13 @@ class Idle final : public detail::Watcher<Idle> {
   /// @throws std::invalid_argument if cb is empty.
   Idle(Loop& loop, Callback cb);
   ~Idle();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Idle(Idle&& other);
+  Idle& operator=(Idle&& other) { return move_assign(other); }
 
  private:
   void start_impl() override;

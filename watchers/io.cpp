@@ -70,6 +70,8 @@ Io::Io(Loop& loop, int fd, int events, Callback cb)
 
 Io::~Io() { stop(); }
 
+Io::Io(Io&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+
 void Io::set(int fd, int events) {
   check(fd, events);
   Frozen frozen = freeze();
@@ -91,6 +93,12 @@ void Io::start_impl() {
   detail::FdCheck& closed = detail::Access::make_fd_check(loop(), check_closed);
   ev_io_start(raw_loop(), detail::ev_of<ev_io>(*this));
   closed.note(fd());
+}
+
+// Without start_impl's fcntl check: the fd was being watched, and if it has
+// been closed since, the closed-fd check that stop_impl noted it for finds it.
+void Io::rehome_start_impl(WatcherBase&, bool active) noexcept {
+  if (active) ev_io_start(raw_loop(), detail::ev_of<ev_io>(*this));
 }
 
 void Io::stop_impl() noexcept {

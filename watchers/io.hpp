@@ -24,6 +24,13 @@ class Io final : public detail::Watcher<Io> {
   ///         other than Event::Read|Event::Write; if cb is empty.
   Io(Loop& loop, int fd, int events, Callback cb);
   ~Io();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Io(Io&& other);
+  Io& operator=(Io&& other) { return move_assign(other); }
   /// @brief Watch another fd and/or events; allowed while active or pending
   /// (restarts, keeps a pending event). @throws as the constructor, and as start().
   void set(int fd, int events);
@@ -36,6 +43,7 @@ class Io final : public detail::Watcher<Io> {
   // @throws std::system_error(EBADF) if the fd is not open.
   void start_impl() override;
   void stop_impl() noexcept override;
+  void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
   detail::EvStorage<48> ev_;
 };
 

@@ -22,10 +22,14 @@ struct PeriodicTrampoline {
 
   static ev_tstamp reschedule(ev_periodic* w, ev_tstamp now) noexcept {
     Periodic& p = *static_cast<Periodic*>(w->data);
+    // Not to be moved from inside its reschedule callable either.
+    Loop& loop = *Access::loop(p);
+    WatcherBase* const running = std::exchange(Access::running(loop), &p);
     p.in_reschedule_ = true;
     try {
       const double at = p.reschedule_(p, now);
       p.in_reschedule_ = false;
+      Access::running(loop) = running;
       // libev asserts at >= now after a reschedule; NaN would corrupt its heap.
       if (!(at >= now)) {
         char buf[96];
@@ -35,6 +39,7 @@ struct PeriodicTrampoline {
       return at;
     } catch (...) {
       p.in_reschedule_ = false;
+      Access::running(loop) = running;
       if (p.in_direct_call_) {
         if (!p.direct_error_) p.direct_error_ = std::current_exception();
       } else {
@@ -102,6 +107,13 @@ Periodic::Periodic(Loop& loop, Reschedule reschedule, Callback cb)
 
 Periodic::~Periodic() { stop(); }
 
+Periodic::Periodic(Periodic&& other)
+    : Watcher(std::move(other), &ev_),
+      reschedule_(std::move(other.reschedule_)),
+      direct_error_(std::exchange(other.direct_error_, nullptr)) {
+  finish_move(other, sizeof ev_);
+}
+
 void Periodic::set(Seconds offset, Seconds interval) {
   refuse_in_reschedule("set");
   const double off = checked_offset(offset, interval);
@@ -151,6 +163,21 @@ void Periodic::start_impl() {
   in_direct_call_ = true;
   ev_periodic_start(raw_loop(), detail::ev_of<ev_periodic>(*this));
   finish_direct_call();
+}
+
+// ev_periodic_start computes the next time afresh (calling the reschedule
+// callable); a move keeps the old watcher's. So it starts as a one-shot at
+// that time and gets its schedule back at once: libev reads offset, interval
+// and reschedule_cb again only when the periodic fires.
+void Periodic::rehome_start_impl(WatcherBase&, bool active) noexcept {
+  if (!active) return;
+  auto* w = detail::ev_of<ev_periodic>(*this);
+  const ev_tstamp offset = w->offset;
+  const ev_tstamp interval = w->interval;
+  auto* const reschedule = w->reschedule_cb;
+  ev_periodic_set(w, ev_periodic_at(w), 0.0, nullptr);
+  ev_periodic_start(raw_loop(), w);
+  ev_periodic_set(w, offset, interval, reschedule);
 }
 
 void Periodic::stop_impl() noexcept {

@@ -51,6 +51,14 @@ class Periodic final : public detail::Watcher<Periodic> {
   /// @throws std::invalid_argument if reschedule or cb is empty.
   Periodic(Loop& loop, Reschedule reschedule, Callback cb);
   ~Periodic();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// The next time to fire is kept (the reschedule callable is not called).
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Periodic(Periodic&& other);
+  Periodic& operator=(Periodic&& other) { return move_assign(other); }
 
   /// @brief New offset and interval (leaves reschedule mode); allowed while
   /// active or pending (restarts, keeps a pending event).
@@ -82,6 +90,7 @@ class Periodic final : public detail::Watcher<Periodic> {
   void refuse_in_reschedule(const char* what) const;
   void start_impl() override;
   void stop_impl() noexcept override;
+  void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
 
   Reschedule reschedule_;
   std::exception_ptr direct_error_;

@@ -22,6 +22,8 @@ Prepare::Prepare(Loop& loop, Callback cb) : Watcher(loop, &ev_, "Prepare", std::
 
 Prepare::~Prepare() { stop(); }
 
+Prepare::Prepare(Prepare&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+
 void Prepare::start_impl() { ev_prepare_start(raw_loop(), detail::ev_of<ev_prepare>(*this)); }
 void Prepare::stop_impl() noexcept { ev_prepare_stop(raw_loop(), detail::ev_of<ev_prepare>(*this)); }
 

@@ -26,6 +26,13 @@ class Prepare final : public detail::Watcher<Prepare> {
   /// @throws std::invalid_argument if cb is empty.
   Prepare(Loop& loop, Callback cb);
   ~Prepare();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Prepare(Prepare&& other);
+  Prepare& operator=(Prepare&& other) { return move_assign(other); }
 
  private:
   void start_impl() override;

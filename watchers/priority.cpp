@@ -18,7 +18,7 @@ void priority_callback(struct ev_loop*, ev_watcher* w, int revents) noexcept {
 // once the loop has failed (see PriorityTable::hand_over).
 void priority_direct(int revents, void* self) {
   auto& w = *static_cast<Priority*>(self);
-  detail::Access::callback(w)(w, revents);  // may destroy w: touch nothing after
+  detail::invoke_callback(*detail::Access::loop(w), w, revents);  // may destroy w: touch nothing after
 }
 
 void check(int fd) {
@@ -38,6 +38,8 @@ Priority::Priority(Loop& loop, int fd, Callback cb)
 }
 
 Priority::~Priority() { stop(); }
+
+Priority::Priority(Priority&& other) : ExceptWatcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
 
 void Priority::set(int fd) {
   check(fd);

@@ -29,6 +29,14 @@ class Priority final : public detail::ExceptWatcher<Priority> {
   /// @throws std::invalid_argument if fd < 0 or cb is empty.
   Priority(Loop& loop, int fd, Callback cb);
   ~Priority();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// The fd stays registered with the kernel: the loop's queue is re-pointed.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Priority(Priority&& other);
+  Priority& operator=(Priority&& other) { return move_assign(other); }
   /// @brief Watch another fd; allowed while active or pending (restarts,
   /// keeps a pending event). @throws as the constructor, and as start().
   void set(int fd);

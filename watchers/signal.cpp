@@ -48,6 +48,8 @@ Signal::Signal(Loop& loop, int signum, Callback cb)
 
 Signal::~Signal() { stop(); }
 
+Signal::Signal(Signal&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+
 void Signal::set(int signum) {
   check(signum);
   // Moving the last watcher of a signal to another one leaves libev's
@@ -88,6 +90,19 @@ void Signal::start_impl() {
 void Signal::discard_impl() noexcept {
   const int sig = signum();
   if (detail::sole_claim(sig, *detail::Access::loop(*this))) ev_feed_signal_event(raw_loop(), sig);
+}
+
+// A move: the new watcher joins libev's list for the signal before the old
+// one leaves it. Stopping the last watcher first would hand the signal back
+// for a moment (libev sets SIG_DFL, or unblocks it for a signalfd loop), and
+// a signal arriving then could kill the process. The loop's claim (one
+// reference per active watcher) is the same before and after.
+void Signal::rehome_stop_impl() noexcept {}
+
+void Signal::rehome_start_impl(WatcherBase& from, bool active) noexcept {
+  if (!active) return;
+  ev_signal_start(raw_loop(), detail::ev_of<ev_signal>(*this));
+  ev_signal_stop(raw_loop(), detail::ev_of<ev_signal>(from));
 }
 
 void Signal::stop_impl() noexcept {

@@ -26,6 +26,14 @@ class Signal final : public detail::Watcher<Signal> {
   ///         (glibc: 32 and 33); if cb is empty.
   Signal(Loop& loop, int signum, Callback cb);
   ~Signal();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// (The signal stays claimed by the loop throughout: no disposition changes.)
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Signal(Signal&& other);
+  Signal& operator=(Signal&& other) { return move_assign(other); }
   /// @brief Watch another signal; allowed while active or pending (a pending
   /// event is kept). As with stop(), a signal of the old number received but
   /// not yet dispatched is dropped if this was its last watcher.
@@ -39,6 +47,8 @@ class Signal final : public detail::Watcher<Signal> {
   void start_impl() override;
   void stop_impl() noexcept override;
   void discard_impl() noexcept override;
+  void rehome_stop_impl() noexcept override;
+  void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
   detail::EvStorage<48> ev_;
 };
 

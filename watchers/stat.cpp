@@ -46,6 +46,10 @@ Stat::Stat(Loop& loop, std::string path, Seconds interval, Callback cb)
 
 Stat::~Stat() { stop(); }
 
+Stat::Stat(Stat&& other) : Watcher(std::move(other), &ev_), path_(std::move(other.path_)) {
+  finish_move(other, sizeof ev_);
+}
+
 void Stat::set(std::string path, Seconds interval) {
   check(path, interval);
   Frozen frozen = freeze();
@@ -61,6 +65,30 @@ const struct stat& Stat::prev() const noexcept { return detail::ev_of<ev_stat>(*
 void Stat::refresh() {
   require_attached("refresh");
   ev_stat_stat(raw_loop(), detail::ev_of<ev_stat>(*this));
+}
+
+// libev's test for a change (stat_timer_cb): these fields, not memcmp.
+static bool same(const ev_statdata& a, const ev_statdata& b) noexcept {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_mode == b.st_mode &&
+         a.st_nlink == b.st_nlink && a.st_uid == b.st_uid && a.st_gid == b.st_gid &&
+         a.st_rdev == b.st_rdev && a.st_size == b.st_size && a.st_atime == b.st_atime &&
+         a.st_mtime == b.st_mtime && a.st_ctime == b.st_ctime;
+}
+
+// libev keeps a pointer to the path (now in this watcher's path_). And
+// ev_stat_start lstat()s afresh: a change the old watcher had not noticed
+// yet would become the new state without a callback, so it is checked here
+// against the old state, as libev's own check does.
+void Stat::rehome_start_impl(WatcherBase&, bool active) noexcept {
+  auto* w = detail::ev_of<ev_stat>(*this);
+  w->path = path_.c_str();
+  if (!active) return;
+  const ev_statdata seen = w->attr;
+  ev_stat_start(raw_loop(), w);
+  if (!same(seen, w->attr)) {
+    w->prev = seen;
+    refeed(EV_STAT);
+  }
 }
 
 void Stat::start_impl() { ev_stat_start(raw_loop(), detail::ev_of<ev_stat>(*this)); }

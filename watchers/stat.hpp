@@ -35,6 +35,14 @@ class Stat final : public detail::Watcher<Stat> {
   ///         if interval is negative, infinite or NaN; if cb is empty.
   Stat(Loop& loop, std::string path, Seconds interval, Callback cb);
   ~Stat();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// A change the old watcher had not noticed yet is reported by the new one.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Stat(Stat&& other);
+  Stat& operator=(Stat&& other) { return move_assign(other); }
   /// @brief Watch another path and/or interval; allowed while active or
   /// pending (restarts, keeps a pending event). @throws as the constructor.
   void set(std::string path, Seconds interval);
@@ -52,6 +60,7 @@ class Stat final : public detail::Watcher<Stat> {
  private:
   void start_impl() override;
   void stop_impl() noexcept override;
+  void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
   std::string path_;  // libev keeps only the pointer
   detail::EvStorage<400> ev_;
 };

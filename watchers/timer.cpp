@@ -46,6 +46,8 @@ Timer::Timer(Loop& loop, Seconds after, Seconds repeat, Callback cb)
 
 Timer::~Timer() { stop(); }
 
+Timer::Timer(Timer&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+
 void Timer::set(Seconds after, Seconds repeat) {
   check(after, repeat);
   Frozen frozen = freeze();

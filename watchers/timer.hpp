@@ -26,6 +26,13 @@ class Timer final : public detail::Watcher<Timer> {
   ///         infinite or NaN; if cb is empty.
   Timer(Loop& loop, Seconds after, Seconds repeat, Callback cb);
   ~Timer();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, configuration, active state; a pending event is
+  /// delivered once, from here); `other` is left stopped and empty.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Timer(Timer&& other);
+  Timer& operator=(Timer&& other) { return move_assign(other); }
   /// @brief New timing; allowed while active or pending (restarts from now,
   /// keeps a pending expiry). @throws as the constructor.
   void set(Seconds after, Seconds repeat);
