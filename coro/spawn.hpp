@@ -46,7 +46,8 @@
 // loop-owned watcher (the starter, never active; it counts in
 // Loop::watcher_count()) that stays until the Loop is destroyed, and the first
 // cancel() from a callback a second one (the reaper). sync_wait() runs the
-// loop: do not call it from a callback or a task of the same loop.
+// loop: called from a callback or a task of the same loop it throws
+// std::logic_error instead of nesting Loop::run().
 #pragma once
 
 #include <coroutine>
@@ -480,6 +481,36 @@ SpawnHandle spawn(Loop& loop, Task<T> task) {
   return SpawnHandle(std::move(state));
 }
 
+namespace detail {
+
+// The loops this thread runs sync_wait on, innermost first: a nested
+// sync_wait on one of them is refused (its task runs before the loop does).
+class SyncWaitGuard {
+ public:
+  explicit SyncWaitGuard(const Loop& loop) : loop_(&loop), outer_(top()) {
+    bool nested = loop.depth() > 0;
+    for (const SyncWaitGuard* g = outer_; g != nullptr && !nested; g = g->outer_)
+      nested = g->loop_ == &loop;
+    if (nested)
+      throw std::logic_error(
+          "evw::sync_wait: called from a callback or a coroutine running on the same loop, whose "
+          "Loop::run() it would nest; co_await the task there, or evw::spawn it");
+    top() = this;
+  }
+  ~SyncWaitGuard() { top() = outer_; }
+  SyncWaitGuard(const SyncWaitGuard&) = delete;
+  SyncWaitGuard& operator=(const SyncWaitGuard&) = delete;
+
+ private:
+  static SyncWaitGuard*& top() noexcept {
+    static constinit thread_local SyncWaitGuard* innermost = nullptr;
+    return innermost;
+  }
+  const Loop* loop_;
+  SyncWaitGuard* outer_;
+};
+
+}  // namespace detail
 
 /// @brief Run the loop (Run::Once at a time) until task is done, and return its
 /// result. The task starts here, inside sync_wait; other watchers and spawned
@@ -487,10 +518,13 @@ SpawnHandle spawn(Loop& loop, Task<T> task) {
 /// @throws the task's exception; the exception of any callback or spawned task
 ///         that Loop::run() throws (the task is then cancelled);
 ///         std::invalid_argument if task is empty; std::logic_error if the loop
-///         has nothing left that could resume the task.
+///         has nothing left that could resume the task, or if called from a
+///         callback of the loop or a coroutine running on it (it would nest
+///         Loop::run()).
 template <class T>
 T sync_wait(Loop& loop, Task<T> task) {
   if (!task) throw std::invalid_argument("evw::sync_wait: the task is empty");
+  detail::SyncWaitGuard guard(loop);
   auto h = detail::TaskAccess::handle(task);
   h.resume();
   while (!h.done()) {

@@ -1,9 +1,9 @@
-// spawn's handle: cancel() of one spawned task from
+// spawn's handle and sync_wait's guard: cancel() of one spawned task from
 // outside the loop, from a watcher's callback, from another task and from
 // inside itself, while it waits on readable(), sleep() or signal() (its
 // watchers stop, its frame goes, nothing resumes it); cancel() after the end,
 // after a throw, after the Loop; join() and what when_all / when_any see of a
-// cancelled task.
+// cancelled task; sync_wait refusing to nest Loop::run().
 #include <evw/coro/coro.hpp>
 #include <evw/evw.hpp>
 
@@ -38,6 +38,8 @@ struct Boom : std::runtime_error {
 };
 
 void put(int fd) { REQUIRE(::write(fd, "x", 1) == 1); }
+
+evw::Task<int> constant(int v) { co_return v; }
 
 evw::Task<int> sleep_then(evw::Loop& loop, evw::Seconds delay, int value) {
   co_await evw::sleep(loop, delay);
@@ -347,4 +349,53 @@ TEST_CASE("coro: join() of a task that threw rethrows its exception, which run()
   CHECK_THROWS_AS(loop.run(), Boom);  // the task's own report
   CHECK_FALSE(loop.run());            // the joiner is resumed by the loop
   CHECK(joined_boom);
+}
+
+// ---- sync_wait --------------------------------------------------------------------
+
+TEST_CASE("coro: sync_wait from a callback or a coroutine of the same loop throws std::logic_error") {
+  evw::Loop loop;
+  SUBCASE("from a watcher's callback") {
+    evw::Timer nests(loop, 0.0, 0.0, [&](evw::Timer&, int) { evw::sync_wait(loop, constant(1)); });
+    nests.start();
+    try {
+      loop.run();
+      FAIL("no exception");
+    } catch (const std::logic_error& e) {
+      CHECK(std::string(e.what()).find("nest") != std::string::npos);
+    }
+    CHECK(loop.depth() == 0);
+  }
+  SUBCASE("from the task it runs, before and after it first suspends") {
+    auto task = [&]() -> evw::Task<int> {
+      CHECK_THROWS_AS(evw::sync_wait(loop, constant(1)), std::logic_error);  // loop not running yet
+      co_await evw::sleep(loop, 0.001);
+      CHECK_THROWS_AS(evw::sync_wait(loop, sleep_then(loop, 0.001, 2)), std::logic_error);
+      co_return 3;
+    };
+    CHECK(evw::sync_wait(loop, task()) == 3);
+  }
+  SUBCASE("from a spawned task") {
+    bool refused = false;
+    auto task = [&]() -> evw::Task<void> {
+      try {
+        evw::sync_wait(loop, sleep_then(loop, 0.001, 2));
+      } catch (const std::logic_error&) {
+        refused = true;
+      }
+      co_return;
+    };
+    evw::spawn(loop, task());
+    loop.run();
+    CHECK(refused);
+  }
+  SUBCASE("another loop may be waited on from a callback") {
+    evw::Loop other;
+    int got = 0;
+    evw::Timer nests(loop, 0.0, 0.0, [&](evw::Timer&, int) { got = evw::sync_wait(other, sleep_then(other, 0.001, 4)); });
+    nests.start();
+    loop.run();
+    CHECK(got == 4);
+  }
+  CHECK(evw::sync_wait(loop, constant(5)) == 5);  // and from outside, as before
 }
