@@ -20,10 +20,24 @@
 //   next await returns at once). Watcher errors (bad fd, EPERM from epoll for
 //   urgent() on a regular file, a signal owned by another loop) are thrown at
 //   the co_await.
-// - signal(): the signal is caught only while a coroutine awaits it. In
-//   between, its old disposition is back (for SIGTERM/SIGINT: terminate), and
-//   a signal sent meanwhile is not remembered. Keep one awaiter waiting (as
-//   the examples do) or use an evw::Signal watcher for a steady handler.
+// - signal(): in an evw task (Task, spawn, when_*), the task's first
+//   co_await evw::signal(loop, s) catches s for as long as the task lives,
+//   not only while it waits: `for (;;) { co_await evw::signal(loop, SIGTERM);
+//   ... }` does not die of a SIGTERM that comes while it is busy in between.
+//   A signal received while none of the task's awaits of it waits is kept and
+//   ends the task's next await at once; received several times meanwhile, it
+//   counts as one (as libev coalesces a signal received several times before
+//   it is dispatched). A signal that reached an await cancelled before it
+//   resumed (a when_any loser) is kept the same way. Caught, a signal can no
+//   longer kill the process: one that comes after the task's last await is
+//   dropped with the task. The old disposition is back once the task ended.
+//   While the task lives, its catch counts as one Signal watcher in
+//   Loop::watcher_count(), active between awaits (so Loop::run() does not
+//   return for lack of active watchers while such a task lives). Each task that awaits s has
+//   its own catch and gets every delivery (as each evw::Signal watcher does).
+//   Awaited from a coroutine that is not an evw task, signal() catches s only
+//   while it waits. A task that waits on a signal again and again in one
+//   place can also use evw::Watch<evw::Signal>.
 // - An awaitable may be moved until it is awaited, not while awaited.
 // - The loop must outlive the wait: if the Loop is destroyed first, the watcher
 //   is detached and the coroutine is never resumed (destroying its Task is
@@ -31,6 +45,7 @@
 #pragma once
 
 #include <coroutine>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <tuple>
@@ -116,6 +131,160 @@ class WatcherAwaitable {
   return detail::WatcherAwaitable<Priority, int>(loop, fd);
 }
 
+namespace detail {
+
+class SignalAwaitable;
+
+// Keeps one signal caught for one task, from the task's first
+// co_await evw::signal(loop, signum) until the task ends (a resource of its
+// root frame). Its own Signal watcher, the catcher, is active exactly while
+// none of the task's awaits of the signal waits: each wait starts its own
+// watcher before the catcher stops, and the catcher starts again before that
+// watcher stops, so the signal always has a watcher in between and its
+// disposition is never restored. What the catcher catches is remembered, as
+// one (libev coalesces a signal received several times before dispatch), for
+// the task's next await.
+class SignalClaim final : public FrameResource {
+ public:
+  // The claim of root's task on (loop, signum), created (its catcher stopped)
+  // if there is none. @throws std::invalid_argument for a bad signal number.
+  static SignalClaim& of(FrameScope& root, Loop& loop, int signum) {
+    for (FrameResource* r = root.first_resource(); r != nullptr; r = r->next())
+      if (r->kind() == &kind_tag) {
+        auto& claim = static_cast<SignalClaim&>(*r);
+        if (claim.loop_ == &loop && claim.catcher_.signum() == signum) return claim;
+      }
+    return static_cast<SignalClaim&>(root.add_resource(std::make_unique<SignalClaim>(loop, signum)));
+  }
+
+  SignalClaim(Loop& loop, int signum)
+      : FrameResource(&kind_tag), loop_(&loop), catcher_(loop, signum, [this](Signal&, int) { caught_ = true; }) {}
+  ~SignalClaim() override;
+
+  // A signal that came while no await waited: take it (the next await returns at once).
+  bool take() noexcept {
+    // Also one dispatched in this iteration whose callback has not run yet.
+    return std::exchange(caught_, false) || catcher_.clear_pending() != 0;
+  }
+  // A wait has started its own watcher: the catcher stops (it keeps its claim
+  // on the signal until the wait's watcher holds one).
+  void enter(SignalAwaitable& wait) noexcept;
+  // A wait ends, before its watcher stops: the catcher starts again when no
+  // wait is left. `kept`: it was cancelled with its signal pending, which the
+  // next await gets.
+  void leave(SignalAwaitable& wait, bool kept) noexcept;
+  // A claim that nothing ever waited on (its first wait failed to start).
+  bool unused() const noexcept { return waits_ == nullptr && !catcher_.is_active() && !caught_; }
+
+ private:
+  static constexpr char kind_tag = 0;
+  Loop* loop_;
+  Signal catcher_;
+  SignalAwaitable* waits_ = nullptr;  // the task's awaits of the signal now waiting
+  bool caught_ = false;
+};
+
+/// The awaitable returned by evw::signal().
+class [[nodiscard]] SignalAwaitable {
+ public:
+  SignalAwaitable(Loop& loop, int signum) noexcept : loop_(&loop), signum_(signum) {}
+  // Before it is awaited only (when_any and with_timeout move it into a task).
+  SignalAwaitable(SignalAwaitable&& other) noexcept : loop_(other.loop_), signum_(other.signum_) {}
+  SignalAwaitable& operator=(SignalAwaitable&&) = delete;
+  // Cancelled while waiting: the task's catcher takes over, with the signal if
+  // it had come for this wait and not yet been delivered.
+  ~SignalAwaitable() {
+    if (claim_ != nullptr) claim_->leave(*this, watcher_->is_pending());
+  }
+
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> awaiting) {
+    SignalClaim* claim = nullptr;
+    if constexpr (std::is_base_of_v<FrameScope, P>) {
+      FrameScope& root = awaiting.promise().root();
+      claim = &SignalClaim::of(root, *loop_, signum_);  // may throw (bad signum)
+      if (claim->take()) {  // it came between two awaits: go on at once
+        revents_ = Event::Signal;
+        return false;
+      }
+      try {
+        start(awaiting);
+      } catch (...) {
+        if (claim->unused()) root.remove_resource(*claim);
+        throw;
+      }
+      claim->enter(*this);
+      claim_ = claim;
+    } else {
+      start(awaiting);  // not an evw task: this wait alone catches the signal
+    }
+    return true;
+  }
+  /// The revents of the event that ended the wait: Event::Signal.
+  int await_resume() const noexcept { return revents_; }
+
+  /// The watcher while awaited (e.g. to set its priority), else nullptr.
+  Signal* watcher() noexcept { return watcher_ ? &*watcher_ : nullptr; }
+
+ private:
+  friend class SignalClaim;
+
+  void start(std::coroutine_handle<> awaiting) {
+    watcher_.reset();
+    watcher_.emplace(*loop_, signum_, [this, awaiting](Signal& w, int revents) {
+      revents_ = revents;
+      if (SignalClaim* claim = std::exchange(claim_, nullptr)) claim->leave(*this, false);
+      w.stop();
+      awaiting.resume();  // may destroy *this: touch nothing after
+    });
+    watcher_->start();  // std::logic_error if another loop watches the signal
+  }
+
+  Loop* loop_;
+  int signum_;
+  std::optional<Signal> watcher_;
+  SignalClaim* claim_ = nullptr;  // set while waiting in a task
+  SignalAwaitable* prev_ = nullptr;  // in claim_'s list of waits
+  SignalAwaitable* next_ = nullptr;
+  int revents_ = 0;
+};
+
+inline void SignalClaim::enter(SignalAwaitable& wait) noexcept {
+  wait.prev_ = nullptr;
+  wait.next_ = waits_;
+  if (waits_ != nullptr) waits_->prev_ = &wait;
+  waits_ = &wait;
+  catcher_.stop();  // not pending: take() cleared it
+}
+
+inline void SignalClaim::leave(SignalAwaitable& wait, bool kept) noexcept {
+  if (wait.prev_ != nullptr) wait.prev_->next_ = wait.next_;
+  else waits_ = wait.next_;
+  if (wait.next_ != nullptr) wait.next_->prev_ = wait.prev_;
+  wait.prev_ = wait.next_ = nullptr;
+  caught_ = caught_ || kept;
+  if (waits_ == nullptr && catcher_.is_attached()) {
+    try {
+      catcher_.start();
+    } catch (...) {
+      // No descriptor left for the probe (EMFILE): until the next await the
+      // signal has its old disposition, as with a plain one-shot wait.
+    }
+  }
+}
+
+inline SignalClaim::~SignalClaim() {
+  // Waits outlive the task's root only if their frames are destroyed after
+  // it: they find no claim.
+  for (SignalAwaitable* w = waits_; w != nullptr; w = std::exchange(w->next_, nullptr)) {
+    w->claim_ = nullptr;
+    w->prev_ = nullptr;
+  }
+}
+
+}  // namespace detail
+
 /// @brief Wait for `duration` (seconds or a std::chrono duration) of loop time
 /// (a one-shot Timer). A duration <= 0 resumes in the next loop iteration.
 /// @return the revents: Event::Timer.
@@ -124,13 +293,15 @@ class WatcherAwaitable {
   return detail::WatcherAwaitable<Timer, Seconds, Seconds>(loop, duration, Seconds(0.0));
 }
 
-/// @brief Wait until signum is received (a Signal watcher). The signal is
-/// caught only while awaited (see the caveats above).
+/// @brief Wait until signum is received (a Signal watcher). In an evw task,
+/// the signal stays caught from the task's first such await until the task
+/// ends, and one received between two awaits is delivered to the next one
+/// (see the caveats above).
 /// @return the revents: Event::Signal.
 /// @throws (at co_await) std::invalid_argument for a bad signal number;
 ///         std::logic_error if another loop watches the signal.
-[[nodiscard]] inline auto signal(Loop& loop, int signum) {
-  return detail::WatcherAwaitable<Signal, int>(loop, signum);
+[[nodiscard]] inline detail::SignalAwaitable signal(Loop& loop, int signum) {
+  return detail::SignalAwaitable(loop, signum);
 }
 
 /// @brief A watcher of type W that coroutines await again and again, one

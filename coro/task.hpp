@@ -10,6 +10,11 @@
 // suspending returns to it without a resume, so loops of such awaits do not
 // grow the stack, also in -O0 and sanitizer builds.
 //
+// Every evw coroutine frame knows the root of its task: the outermost evw
+// frame (the spawned frame, or the Task that sync_wait runs). The root keeps
+// what must live exactly as long as the task, e.g. evw::signal()'s catch of
+// the signal between two awaits.
+//
 // Caveats: a Task is move-only and can be awaited once (a second await throws
 // std::logic_error). Tasks are resumed from the loop's callbacks, so they run
 // on the loop's thread. Reference results (Task<T&>) are not supported: return
@@ -19,6 +24,7 @@
 
 #include <coroutine>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
@@ -36,7 +42,69 @@ class TaskPromise;
 
 struct TaskAccess;
 
-class TaskPromiseBase {
+// Something kept for as long as a whole task lives, by its root frame.
+class FrameResource {
+ public:
+  // kind: the address of a static of the derived type, to find it again.
+  explicit FrameResource(const void* kind) noexcept : kind_(kind) {}
+  virtual ~FrameResource() = default;
+  FrameResource(const FrameResource&) = delete;
+  FrameResource& operator=(const FrameResource&) = delete;
+  const void* kind() const noexcept { return kind_; }
+  FrameResource* next() const noexcept { return next_; }
+
+ private:
+  friend class FrameScope;
+  const void* kind_;
+  FrameResource* next_ = nullptr;  // owned by the scope's list
+};
+
+// The part every evw coroutine promise shares (Task, spawn's and when_*'s own
+// frames): the root of its task, and at the root the resources of the task.
+// Kept to two pointers with an out-of-line release: it is in every frame, and
+// anything more in the promise's destructor costs registers in every resume.
+class FrameScope {
+ public:
+  FrameScope() noexcept = default;
+  FrameScope(const FrameScope&) = delete;
+  FrameScope& operator=(const FrameScope&) = delete;
+  ~FrameScope() {
+    if (resources_ != nullptr) [[unlikely]] release_resources();
+  }
+
+  FrameScope& root() const noexcept { return *root_; }
+  // This frame runs on behalf of parent (awaited by it): it joins parent's task.
+  void join(FrameScope& parent) noexcept { root_ = parent.root_; }
+
+  // At the root: the resources, destroyed when the task ends (newest first).
+  FrameResource* first_resource() const noexcept { return resources_; }
+  FrameResource& add_resource(std::unique_ptr<FrameResource> r) noexcept {
+    r->next_ = resources_;
+    resources_ = r.release();
+    return *resources_;
+  }
+  [[gnu::noinline]] void remove_resource(FrameResource& r) noexcept {
+    for (FrameResource** slot = &resources_; *slot != nullptr; slot = &(*slot)->next_) {
+      if (*slot == &r) {
+        *slot = r.next_;
+        std::unique_ptr<FrameResource>(&r).reset();
+        return;
+      }
+    }
+  }
+  [[gnu::noinline, gnu::cold]] void release_resources() noexcept {
+    while (FrameResource* r = resources_) {
+      resources_ = r->next_;
+      std::unique_ptr<FrameResource>(r).reset();
+    }
+  }
+
+ private:
+  FrameScope* root_ = this;
+  FrameResource* resources_ = nullptr;
+};
+
+class TaskPromiseBase : public FrameScope {
  public:
   std::suspend_always initial_suspend() const noexcept { return {}; }
 
@@ -49,6 +117,7 @@ class TaskPromiseBase {
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) const noexcept {
       TaskPromiseBase& p = h.promise();
+      if (p.first_resource() != nullptr) [[unlikely]] p.release_resources();  // a root's: its task ended
       if (p.starting_ || !p.continuation_) return std::noop_coroutine();
       return p.continuation_;
     }
@@ -153,7 +222,9 @@ class [[nodiscard]] Task {
       if (!h_) throw std::logic_error("evw::Task: awaiting an empty task");
       return h_.done();
     }
-    bool await_suspend(std::coroutine_handle<> awaiting) const noexcept {
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> awaiting) const noexcept {
+      if constexpr (std::is_base_of_v<detail::FrameScope, P>) h_.promise().join(awaiting.promise());
       return h_.promise().start(h_, awaiting);
     }
     T await_resume() const { return h_.promise().take(); }

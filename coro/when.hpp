@@ -144,7 +144,7 @@ class Group {
 // The coroutine that runs one child task and reports to the group.
 class Child {
  public:
-  class promise_type {
+  class promise_type : public FrameScope {
    public:
     Child get_return_object() noexcept {
       return Child(std::coroutine_handle<promise_type>::from_promise(*this));
@@ -184,6 +184,8 @@ class Child {
     h_.promise().group_ = &group;
     h_.promise().index_ = index;
   }
+  // The child runs on behalf of the frame awaiting the group: part of its task.
+  void join_task(FrameScope& parent) noexcept { h_.promise().join(parent); }
   void start() const { h_.resume(); }
   // Destroying a suspended child destroys its task: it is cancelled.
   void reset() noexcept {
@@ -214,7 +216,10 @@ class GroupAwaiter {
     for (std::size_t i = 0; i < children_.size(); ++i) children_[i].join(group_, i);
   }
   bool await_ready() const noexcept { return children_.empty(); }
-  bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> awaiting) noexcept {
+    if constexpr (std::is_base_of_v<FrameScope, P>)
+      for (Child& child : children_) child.join_task(awaiting.promise());
     group_.awaiting_ = awaiting;
     for (Child& child : children_) {
       child.start();  // a task's exception stays in its promise: this does not throw

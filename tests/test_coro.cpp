@@ -609,6 +609,127 @@ TEST_CASE("coro: cancelling a task suspended on signal restores the disposition"
   ::sigaction(SIGUSR1, &old, nullptr);
 }
 
+namespace {
+
+// The test's own SIGUSR1 handler (counting) for the duration of a test case;
+// the disposition found before is put back at the end.
+struct Usr1Handler {
+  Usr1Handler() {
+    struct sigaction handler {};
+    handler.sa_handler = on_usr1;
+    ::sigaction(SIGUSR1, &handler, &old);
+    usr1_handled = 0;
+  }
+  ~Usr1Handler() { ::sigaction(SIGUSR1, &old, nullptr); }
+  Usr1Handler(const Usr1Handler&) = delete;
+  Usr1Handler& operator=(const Usr1Handler&) = delete;
+  static bool installed() {
+    struct sigaction now {};
+    ::sigaction(SIGUSR1, nullptr, &now);
+    return now.sa_handler == &on_usr1;
+  }
+  struct sigaction old {};
+};
+
+}  // namespace
+
+TEST_CASE("coro: a task looping on signal() keeps it caught between awaits and gets one sent meanwhile") {
+  Usr1Handler handler;
+  evw::Loop loop;
+  const std::size_t base = loop.watcher_count();
+  int frames = 0;
+  std::vector<int> got;
+  evw::Timer first(loop, 0.002, 0.0, [](evw::Timer&, int) { ::raise(SIGUSR1); });
+  first.start();
+  auto waiter = [&]() -> evw::Task<void> {
+    Alive alive(frames);
+    for (int i = 0; i < 3; ++i) {
+      got.push_back(co_await evw::signal(loop, SIGUSR1));
+      // Busy between two awaits: the next signal comes now, while nothing
+      // waits for it, and once while the task sleeps.
+      if (i == 0) ::raise(SIGUSR1);
+      co_await evw::sleep(loop, 0.003);
+      if (i == 1) ::kill(::getpid(), SIGUSR1);
+    }
+  };
+  evw::spawn(loop, waiter());
+  CHECK(evw_test::run_until(loop, [&] { return frames == 0 && got.size() == 3; }));
+  CHECK(got == std::vector<int>(3, evw::Event::Signal));
+  CHECK(usr1_handled == 0);  // every one went to the task: its old handler never ran
+  // The task is gone: the catch of the signal with it, and the handler is back.
+  CHECK(loop.watcher_count() == base + 2);  // `first` and the spawn starter
+  CHECK(Usr1Handler::installed());
+  ::raise(SIGUSR1);
+  CHECK(usr1_handled == 1);
+}
+
+TEST_CASE("coro: the obvious shutdown loop does not die of a SIGTERM sent between two awaits") {
+  // In a child: SIGTERM has its default disposition, and dying of it must fail
+  // this test only.
+  CHECK(evw_test::passes_in_child([] {
+    ::signal(SIGTERM, SIG_DFL);
+    evw::Loop loop;
+    evw::Timer first(loop, 0.002, 0.0, [](evw::Timer&, int) { ::raise(SIGTERM); });
+    first.start();
+    int requests = 0;
+    auto shutdown = [&]() -> evw::Task<void> {
+      for (;;) {
+        co_await evw::signal(loop, SIGTERM);
+        if (++requests == 3) co_return;
+        ::raise(SIGTERM);                   // between two awaits, as a busy task sees it
+        co_await evw::sleep(loop, 0.002);   // waiting for something else
+      }
+    };
+    evw::sync_wait(loop, shutdown());
+    struct sigaction now {};
+    ::sigaction(SIGTERM, nullptr, &now);
+    return requests == 3 && now.sa_handler == SIG_DFL;  // the default is back
+  }));
+}
+
+TEST_CASE("coro: signals received several times between two awaits count as one") {
+  Usr1Handler handler;
+  evw::Loop loop;
+  evw::Timer first(loop, 0.002, 0.0, [](evw::Timer&, int) { ::raise(SIGUSR1); });
+  first.start();
+  auto body = [&]() -> evw::Task<bool> {
+    co_await evw::signal(loop, SIGUSR1);
+    ::raise(SIGUSR1);
+    ::raise(SIGUSR1);                   // libev dispatches these two once
+    co_await evw::sleep(loop, 0.002);
+    ::raise(SIGUSR1);                   // dispatched on its own, still nobody waits
+    co_await evw::sleep(loop, 0.002);
+    const double before = loop.now();
+    CHECK((co_await evw::with_timeout(loop, 1s, evw::signal(loop, SIGUSR1))).has_value());
+    CHECK(loop.now() - before < 0.5);  // at once
+    co_return (co_await evw::with_timeout(loop, 20ms, evw::signal(loop, SIGUSR1))).has_value();
+  };
+  CHECK_FALSE(evw::sync_wait(loop, body()));  // the three made one
+  CHECK(usr1_handled == 0);
+  CHECK(Usr1Handler::installed());
+}
+
+TEST_CASE("coro: a signal that reached a wait when_any cancelled goes to the task's next await") {
+  Usr1Handler handler;
+  evw::Loop loop;
+  // Two watchers get the signal in one iteration; this one, at max_priority,
+  // decides the when_any first and the signal() wait is cancelled with its
+  // event pending.
+  evw::Watch<evw::Signal> urgent_one(loop, SIGUSR1);
+  urgent_one->set_priority(evw::max_priority);
+  evw::Timer raiser(loop, 0.002, 0.0, [](evw::Timer&, int) { ::raise(SIGUSR1); });
+  raiser.start();
+  auto body = [&]() -> evw::Task<bool> {
+    auto first = co_await evw::when_any(urgent_one.next(), evw::signal(loop, SIGUSR1));
+    CHECK(first.index() == 0);
+    urgent_one->stop();
+    co_return (co_await evw::with_timeout(loop, 50ms, evw::signal(loop, SIGUSR1))).has_value();
+  };
+  CHECK(evw::sync_wait(loop, body()));  // not lost
+  CHECK(usr1_handled == 0);
+  CHECK(Usr1Handler::installed());
+}
+
 TEST_CASE("coro: cancelling a task suspended in with_timeout, when_any, when_all and Watch") {
   evw::Loop loop;
   auto sockets = evw_test::socket_pair();
