@@ -263,3 +263,14 @@ TEST_CASE("Timer restart() refuses a detached timer and a non-finite after") {
   CHECK_THROWS_AS(t.restart(), std::logic_error);
   CHECK_THROWS_AS(t.restart(1ms), std::logic_error);
 }
+
+TEST_CASE("a moved Timer keeps its after for restart()") {
+  evw::Loop loop;
+  evw::Timer a(loop, 250ms, 0s, [](evw::Timer&, int) {});
+  a.start();
+  a.restart(40ms);
+  evw::Timer b(std::move(a));
+  CHECK(b.after() == doctest::Approx(0.04));
+  b.restart();
+  CHECK(b.remaining() == doctest::Approx(0.04).epsilon(0.25));
+}

@@ -46,7 +46,7 @@ Timer::Timer(Loop& loop, Seconds after, Seconds repeat, Callback cb)
 
 Timer::~Timer() { stop(); }
 
-Timer::Timer(Timer&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+Timer::Timer(Timer&& other) : Watcher(std::move(other), &ev_), after_(other.after_) { finish_move(other, sizeof ev_); }
 
 void Timer::set(Seconds after, Seconds repeat) {
   check(after, repeat);
