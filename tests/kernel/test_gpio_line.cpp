@@ -195,7 +195,10 @@ TEST_CASE("kernel GpioLine: bias reaches gpio-sim, which makes it the line's pul
     kgpio::pull(chip, 9, 0);
     CHECK(kgpio::run_until(loop, [&] { return seen.size() == 1; }));
     CHECK(l.read_value() == 0);
+    kgpio::pull(chip, 9, 1);
   }
+  // The bias a request set stays the line's pull after the release.
+  CHECK(kgpio::pull_of(chip, 9) == "pull-up");
   {
     evw::GpioLineConfig config = with_edge(evw::Edge::Both);
     config.bias = evw::Bias::PullDown;
