@@ -18,8 +18,10 @@
 //   exists) is used, configured as GpioConfig says, and not unexported at
 //   the end; a line this watcher exported is unexported by its destructor,
 //   which breaks any other user of it. If the line disappears underneath
-//   (unexported elsewhere), the next event fails to read it: the watcher
-//   stops itself and calls back once with Event::Error, and error() says why (ENODEV).
+//   (unexported elsewhere), the kernel wakes no poller of its files: the
+//   watcher goes silent. A restart (stop() + start()) polls the file afresh;
+//   its read then fails: the watcher stops itself and calls back once with
+//   Event::Error, and error() says why (ENODEV). set() throws ENOENT.
 // - debounce is a software filter of delivered callbacks, see GpioConfig.
 // - The sysfs GPIO interface is deprecated in the kernel (CONFIG_GPIO_SYSFS);
 //   lines named by the driver (gpioN directories with other names) are not
