@@ -225,13 +225,14 @@ struct ValueFd {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     out("read (at offset) -> " + (n < 0 ? error_name(errno) : quoted(std::string_view(buf, static_cast<std::size_t>(n)))));
   }
-  /// lseek(0) + read: what evw's Gpio does after each event.
+  /// lseek(0) + read, one step as evw's Gpio does it after each event. Which of the two
+  /// fails on a removed file differs (6.12's kernfs refuses the lseek, 6.1's and FUSE's
+  /// only the read), the errno does not.
   void reread() {
-    if (::lseek(fd, 0, SEEK_SET) < 0) {
-      out("lseek 0 -> " + error_name(errno));
-      return;
-    }
-    read_here();
+    char buf[64];
+    const ssize_t n = ::lseek(fd, 0, SEEK_SET) < 0 ? -1 : ::read(fd, buf, sizeof buf);
+    out("lseek 0 + read -> " +
+        (n < 0 ? error_name(errno) : quoted(std::string_view(buf, static_cast<std::size_t>(n)))));
   }
   void pread_at(off_t offset, std::size_t size) {
     char buf[64];
