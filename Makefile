@@ -1,6 +1,7 @@
 # evw — typed event watchers on libev.
 #   make            static + shared library
 #   make check      every test, ending with "N passed, N failed"
+#   make check-kernel  Gpio and GpioLine on the real kernel's gpio-sim, in QEMU (tools/kernel-gpio)
 #   make demo       build and run the tour of every watcher
 #   make install    PREFIX, LIBDIR, INCLUDEDIR, DESTDIR honoured; make uninstall undoes it
 
@@ -65,6 +66,7 @@ EXAMPLES     := $(EXAMPLE_SRCS:examples/%.cpp=$(BUILD)/examples/%)
 -include tools/gpio-sim/gpio-sim.mk
 -include bench/bench.mk
 -include tests/reliability.mk
+-include tools/kernel-gpio/kernel-gpio.mk
 
 .PHONY: all lib check test check-headers check-install examples demo deps ensure-deps \
         install uninstall clean

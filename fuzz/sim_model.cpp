@@ -108,7 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const int r = model.unexport_line(text);
         const int want = parsed != 0 ? parsed : !in_range || !was ? EINVAL : 0;
         if (r != want) mismatch("unexport: errno " + std::to_string(r) + ", want " + std::to_string(want), text);
-        if (r == 0 && notified[n] != before + 1) mismatch("unexport did not wake the pollers", text);
+        // The kernel wakes no poller when it removes gpioN (tests/kernel/differential).
+        if (in_range && notified[n] != before) mismatch("unexport woke the pollers", text);
         break;
       }
       case 2: case 3: case 4: case 5: {  // an attribute of an exported line

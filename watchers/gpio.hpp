@@ -21,9 +21,10 @@
 //   if a Gpio exported it. A line someone outside evw had exported before
 //   (export says EBUSY and gpioN exists) is used, configured as GpioConfig
 //   says, and never unexported. If the line disappears underneath
-//   (unexported elsewhere), the next event fails to read it: the watcher
-//   stops itself and calls back once with Event::Error, and error() says why
-//   (ENODEV); a line that then comes back through someone else's export is
+//   (unexported elsewhere), the kernel wakes no poller of its files: the
+//   watcher goes silent. A restart (stop() + start()) polls the file afresh;
+//   its read then fails: the watcher stops itself and calls back once with
+//   Event::Error, and error() says why (ENODEV); set() throws ENOENT. A line that then comes back through someone else's export is
 //   theirs, not unexported by evw (evw learns of the loss from that ENODEV:
 //   a line lost and re-exported while no Gpio on it read `value` is not told
 //   apart). A forked child inherits the registry but never unexports a line

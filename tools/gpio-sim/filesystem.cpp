@@ -234,7 +234,7 @@ std::uint64_t Filesystem::add(std::unique_ptr<Handle> handle) {
   return id;
 }
 
-int Filesystem::render(Handle& handle, bool at_start, std::string& out) {
+int Filesystem::render(Handle& handle, std::string& out) {
   // A removed kernfs node answers ENODEV to files that are still open on it.
   if (stale(handle)) return ENODEV;
   const unsigned index = handle.node.index;
@@ -248,9 +248,11 @@ int Filesystem::render(Handle& handle, bool at_start, std::string& out) {
     case Kind::ActiveLow: out = model_.read(Attribute::ActiveLow, index); return 0;
     case Kind::Value:
       out = model_.read(Attribute::Value, index);
-      // sysfs marks the event seen when it formats the attribute, which a read from
-      // offset 0 does; reading on from the middle does not.
-      if (at_start) handle.seen = model_.line(index).events;
+      // gpiolib's `value` is a preallocated sysfs attribute (DEVICE_ATTR_PREALLOC), read
+      // through kernfs_file_read_iter, not seq_file: every read, at any offset (also at
+      // EOF), formats it and marks the event seen. Checked against the kernel by
+      // tests/kernel/differential.
+      handle.seen = model_.line(index).events;
       return 0;
     default:
       return EIO;
@@ -273,12 +275,10 @@ int Filesystem::store(Handle& handle, std::string_view text) {
 }
 
 void Filesystem::notify(unsigned line) {
-  // After unexport every open attribute of the line must wake up and see its node gone;
-  // an edge only concerns `value`.
-  const bool removed = !model_.line(line).exported;
+  // Only an edge wakes anyone, and only pollers of `value` (sysfs_notify on the value
+  // node). Unexport wakes nobody: kernfs removes the node without waking its pollers.
   for (const auto& [id, handle] : handles_) {
-    if (!handle->poll || !is_line_file(handle->node.kind) || handle->node.index != line) continue;
-    if (!removed && handle->node.kind != Kind::Value) continue;
+    if (!handle->poll || handle->node.kind != Kind::Value || handle->node.index != line) continue;
     // The handle stays registered: epoll asks for a poll handle only once, at EPOLL_CTL_ADD.
     fuse_lowlevel_notify_poll(handle->poll);
   }
@@ -375,7 +375,7 @@ void Filesystem::read(fuse_req* req, std::size_t size, off_t off, fuse_file_info
   {
     std::lock_guard lock(mutex_);
     Handle* handle = find(fi->fh);
-    error = handle ? render(*handle, off == 0, content) : EBADF;
+    error = handle ? render(*handle, content) : EBADF;
   }
   if (error != 0) {
     fuse_reply_err(req, error);

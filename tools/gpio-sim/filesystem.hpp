@@ -76,7 +76,7 @@ class Filesystem {
   bool stale(const Handle& handle) const;
   Handle* find(std::uint64_t id);
   std::uint64_t add(std::unique_ptr<Handle> handle);
-  int render(Handle& handle, bool at_start, std::string& out);
+  int render(Handle& handle, std::string& out);
   int store(Handle& handle, std::string_view text);
   void notify(unsigned line);
 

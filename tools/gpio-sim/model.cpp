@@ -116,7 +116,9 @@ int Model::unexport_line(std::string_view text) {
   ++line.generation;
   line.edge = Edge::None;
   line.active_low = false;
-  notify_(n);
+  // No notification: the kernel removes gpioN without waking the pollers of its files
+  // (kernfs drains open files only of attributes with mmap or release). They stay
+  // silent; a fresh poll of one reports POLLPRI|POLLERR, and reads fail with ENODEV.
   return 0;
 }
 
