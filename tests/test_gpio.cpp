@@ -751,6 +751,9 @@ TEST_CASE("Gpio: a line evw exported, unexported behind its back and re-exported
     CHECK(a->exported());
     a->start();
     write_text(sim.root() + "/unexport", "35");
+    // As on the kernel, the removal wakes no poller: a restart polls afresh.
+    a->stop();
+    a->start();
     CHECK(run_until(loop, [&] { return seen.calls == 1; }));  // a reads ENODEV: the line is gone
     CHECK(seen.revents == evw::Event::Error);
     write_text(sim.root() + "/export", "35");
@@ -767,6 +770,8 @@ TEST_CASE("Gpio: a line evw exported, unexported behind its back and re-exported
     auto a = std::make_unique<evw::Gpio>(loop, 36, config_for(sim, evw::Edge::Both), seen.callback());
     a->start();
     write_text(sim.root() + "/unexport", "36");
+    a->stop();  // the removal wakes no poller: poll afresh
+    a->start();
     CHECK(run_until(loop, [&] { return seen.calls == 1; }));
     evw::Gpio c(loop, 36, config_for(sim, evw::Edge::Both), [](evw::Gpio&, int) {});
     CHECK(c.exported());
@@ -979,6 +984,8 @@ TEST_CASE("Gpio: revents is Event::Pri or Event::Error (stopped), never Event::H
   }
   // Event::Error only with the watcher stopped and error() set.
   write_text(sim.root() + "/unexport", "46");
+  g.stop();  // the removal wakes no poller (as on the kernel): poll afresh
+  g.start();
   CHECK(run_until(loop, [&] { return seen.revents == evw::Event::Error; }));
   CHECK_FALSE(g.is_active());
   CHECK(g.error() == std::errc::no_such_device);
