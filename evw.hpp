@@ -9,6 +9,7 @@
 #include "core/time.hpp"
 #include "core/watcher.hpp"
 #include "watchers/async.hpp"
+#include "watchers/attr.hpp"
 #include "watchers/check.hpp"
 #include "watchers/child.hpp"
 #include "watchers/cleanup.hpp"
