@@ -10,6 +10,7 @@
 #include "core/watcher.hpp"
 #include "watchers/async.hpp"
 #include "watchers/attr.hpp"
+#include "watchers/cgroup_events.hpp"
 #include "watchers/check.hpp"
 #include "watchers/child.hpp"
 #include "watchers/cleanup.hpp"
