@@ -20,6 +20,7 @@
 #include "watchers/gpio_line.hpp"
 #include "watchers/idle.hpp"
 #include "watchers/io.hpp"
+#include "watchers/mounts.hpp"
 #include "watchers/periodic.hpp"
 #include "watchers/prepare.hpp"
 #include "watchers/priority.hpp"
