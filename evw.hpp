@@ -23,6 +23,7 @@
 #include "watchers/mounts.hpp"
 #include "watchers/periodic.hpp"
 #include "watchers/prepare.hpp"
+#include "watchers/pressure.hpp"
 #include "watchers/priority.hpp"
 #include "watchers/signal.hpp"
 #include "watchers/stat.hpp"
