@@ -10,8 +10,11 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -34,6 +37,12 @@ struct Table {
   int (*close)(int fd);
   int (*poll)(pollfd* fds, nfds_t nfds, int timeout);
   int (*stat)(const char* path, struct stat* st);
+  // The kernel-notification watchers (Pressure, Child's pidfd form):
+  int (*socket)(int domain, int type, int protocol);
+  int (*connect)(int fd, const sockaddr* addr, socklen_t len);
+  int (*fstatfs)(int fd, struct statfs* st);
+  int (*pidfd_open)(pid_t pid, unsigned flags);  // syscall(SYS_pidfd_open): glibc < 2.36 lacks it
+  int (*waitid)(idtype_t idtype, id_t id, siginfo_t* info, int options);
 };
 
 /// The libc calls; what `table` starts as.
@@ -59,6 +68,13 @@ inline int eventfd(unsigned initval, int flags) { return table.eventfd(initval, 
 inline int close(int fd) { return table.close(fd); }
 inline int poll(pollfd* fds, nfds_t nfds, int timeout) { return table.poll(fds, nfds, timeout); }
 inline int stat(const char* path, struct stat* st) { return table.stat(path, st); }
+inline int socket(int domain, int type, int protocol) { return table.socket(domain, type, protocol); }
+inline int connect(int fd, const sockaddr* addr, socklen_t len) { return table.connect(fd, addr, len); }
+inline int fstatfs(int fd, struct statfs* st) { return table.fstatfs(fd, st); }
+inline int pidfd_open(pid_t pid, unsigned flags) { return table.pidfd_open(pid, flags); }
+inline int waitid(idtype_t idtype, id_t id, siginfo_t* info, int options) {
+  return table.waitid(idtype, id, info, options);
+}
 
 /// call() again while it fails with EINTR (a signal arrived first).
 template <class Call>

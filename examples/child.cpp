@@ -1,5 +1,6 @@
 // Minimal example of evw::Child: spawn processes and reap them on the
-// default loop (the only loop that can watch children).
+// default loop (libev's SIGCHLD: any child, stops and continues too; other
+// loops watch one child each by its pidfd, see supervise.cpp).
 #include <evw/core/loop.hpp>
 #include <evw/watchers/child.hpp>
 

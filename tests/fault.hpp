@@ -29,13 +29,15 @@ namespace evw_test {
 
 namespace sys = evw::detail::sys;
 
-enum class Call { epoll_create1, epoll_ctl, epoll_wait, open, read, write, lseek, fcntl, ioctl, eventfd, close, poll, stat };
+enum class Call { epoll_create1, epoll_ctl, epoll_wait, open, read, write, lseek, fcntl, ioctl, eventfd, close, poll, stat,
+                  socket, connect, fstatfs, pidfd_open, waitid };
 
 inline const char* call_name(Call c) {
   static const char* const names[] = {"epoll_create1", "epoll_ctl", "epoll_wait", "open",
                                       "read",          "write",     "lseek",      "fcntl",
                                       "ioctl",         "eventfd",   "close",      "poll",
-                                      "stat"};
+                                      "stat",          "socket",    "connect",    "fstatfs",
+                                      "pidfd_open",    "waitid"};
   return names[static_cast<int>(c)];
 }
 
@@ -96,6 +98,11 @@ class Fault {
       case Call::close: sys::table.close = close; break;
       case Call::poll: sys::table.poll = poll; break;
       case Call::stat: sys::table.stat = stat; break;
+      case Call::socket: sys::table.socket = socket; break;
+      case Call::connect: sys::table.connect = connect; break;
+      case Call::fstatfs: sys::table.fstatfs = fstatfs; break;
+      case Call::pidfd_open: sys::table.pidfd_open = pidfd_open; break;
+      case Call::waitid: sys::table.waitid = waitid; break;
     }
   }
   ~Fault() {
@@ -161,6 +168,24 @@ class Fault {
   }
   static int stat(const char* path, struct stat* st) {
     return hit({-1, 0, path}) ? fail<int>() : real().stat(path, st);
+  }
+  static int socket(int domain, int type, int protocol) {
+    return hit({}) ? fail<int>() : real().socket(domain, type, protocol);
+  }
+  static int connect(int fd, const sockaddr* addr, socklen_t len) {
+    return hit({fd}) ? fail<int>() : real().connect(fd, addr, len);
+  }
+  static int fstatfs(int fd, struct statfs* st) {
+    return hit({fd}) ? fail<int>() : real().fstatfs(fd, st);
+  }
+  // The pid as the "fd" of CallInfo (pidfd_open has no descriptor yet).
+  static int pidfd_open(pid_t pid, unsigned flags) {
+    return hit({pid}) ? fail<int>() : real().pidfd_open(pid, flags);
+  }
+  // The pidfd as the fd and the options as the op: op_is(WNOWAIT | ...) picks the start's check.
+  static int waitid(idtype_t idtype, id_t id, siginfo_t* info, int options) {
+    return hit({static_cast<int>(id), static_cast<unsigned long>(options)}) ? fail<int>()
+                                                                           : real().waitid(idtype, id, info, options);
   }
   static int close(int fd) {
     // Match before closing: the predicate may look at the file.

@@ -1,5 +1,6 @@
 // Child: real forked children (exit status, any pid, traced stops and
-// continues), default loop only, fixed max_priority priority, set on active/pending
+// continues) on the default loop (other loops use a pidfd:
+// test_child_pidfd.cpp), fixed max_priority priority, set on active/pending
 // watchers, destruction in callbacks, bad input.
 #include <evw/watchers/child.hpp>
 #include <evw/core/loop.hpp>
@@ -106,10 +107,12 @@ TEST_CASE("Child with pid 0 sees any child; with trace also stops and continues"
   CHECK(untraced == 1);  // without trace only the exit
 }
 
-TEST_CASE("Child rejects other loops, negative pids and priorities other than max_priority") {
+TEST_CASE("Child rejects any-child and trace on other loops, negative pids and priorities other than max_priority") {
   evw::Loop other;
   auto cb = [](evw::Child&, int) {};
+  // Other loops watch one child by its pidfd: no pid 0, no trace there.
   CHECK_THROWS_AS(evw::Child(other, 0, cb), std::logic_error);
+  CHECK_THROWS_AS(evw::Child(other, 1, true, cb), std::logic_error);
   CHECK(other.watcher_count() == 0);
   evw::Loop& loop = evw::Loop::default_loop();
   CHECK_THROWS_AS(evw::Child(loop, -1, cb), std::invalid_argument);

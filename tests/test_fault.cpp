@@ -16,9 +16,14 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -27,6 +32,7 @@
 
 #include "../tools/gpio-sim/gpio_sim.hpp"
 #include "fault.hpp"
+#include "kernel_support.hpp"
 #include "support.hpp"
 
 using evw_test::Call;
@@ -1303,4 +1309,249 @@ TEST_CASE("fault: GPIO_V2_GET_LINE_IOCTL of GpioLine's request") {
   }
   chip.write_end.reset();
   CHECK(evw_test::open_fd_count() == fds);
+}
+
+// ---- the kernel's other POLLPRI sources: Attr, CgroupEvents, Mounts, Pressure, Child's pidfd ----
+
+namespace {
+
+// Runs f, which must throw std::system_error with err; no descriptor may be left open.
+template <class F>
+void check_throws_no_leak(F&& f, int err, const std::string& op) {
+  const int fds = evw_test::open_fd_count();
+  check_throws(std::forward<F>(f), err, op);
+  CHECK(evw_test::open_fd_count() == fds);
+}
+
+bool psi_available() { return ::access("/proc/pressure/cpu", R_OK) == 0; }
+
+evw::PressureConfig cpu_trigger() {
+  evw::PressureConfig c;
+  c.resource = evw::Resource::Cpu;
+  c.threshold = std::chrono::milliseconds(100);
+  c.window = std::chrono::seconds(2);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("fault: open, lseek and read of an Attr's priming read, and at an event") {
+  evw::Loop loop;
+  const std::string path = "/proc/self/mountinfo";  // any readable file will do for the reads
+  auto cb = [](evw::Attr&, int) {};
+  for (int err : kFailures) {
+    CAPTURE(err);
+    {
+      Fault f(Call::open, err, evw_test::file_ends_with("mountinfo"));
+      check_throws_no_leak([&] { evw::Attr a(loop, path, cb); }, err, "open " + path);
+      CHECK(f.failed() == 1);
+    }
+    for (Call call : {Call::lseek, Call::read}) {
+      Fault f(call, err, evw_test::file_ends_with("mountinfo"));
+      check_throws_no_leak([&] { evw::Attr a(loop, path, cb); }, err, f.name());
+      CHECK(f.failed() == 1);
+    }
+    // At an event (fed here): the watcher stops, one Event::Error, error() = errno.
+    std::vector<int> got;
+    evw::Attr a(loop, path, [&](evw::Attr&, int revents) { got.push_back(revents); });
+    {
+      Fault f(Call::read, err, evw_test::file_ends_with("mountinfo"));
+      a.feed(evw::Event::Pri);
+      loop.run(evw::Run::NoWait);
+      CHECK(f.failed() == 1);
+    }
+    CHECK(got == std::vector<int>{evw::Event::Error});
+    CHECK(a.error().value() == err);
+    CHECK_FALSE(a.is_active());
+    a.feed(evw::Event::Pri);  // and it works again
+    loop.run(evw::Run::NoWait);
+    CHECK(got.size() == 2);
+    CHECK(got[1] == evw::Event::Pri);
+  }
+  Fault f(Call::read, EINTR, evw_test::file_ends_with("mountinfo"));
+  evw::Attr a(loop, path, cb);  // retried
+  CHECK(f.failed() == 1);
+  CHECK_FALSE(a.value().empty());
+}
+
+TEST_CASE("fault: CgroupEvents' open and read") {
+  evw_test::TempCgroup group;
+  if (!group.ok()) EVW_SKIP(group.why());
+  evw::Loop loop;
+  for (int err : kFailures) {
+    CAPTURE(err);
+    for (Call call : {Call::open, Call::read}) {
+      Fault f(call, err, evw_test::file_ends_with("cgroup.events"));
+      check_throws_no_leak([&] { evw::CgroupEvents e(loop, group.path(), [](evw::CgroupEvents&, int) {}); }, err,
+                           f.name());
+      CHECK(f.failed() == 1);
+    }
+    int errors = 0;
+    evw::CgroupEvents e(loop, group.path(), [&](evw::CgroupEvents& w, int revents) {
+      if (revents == evw::Event::Error && w.error().value() == err) ++errors;
+    });
+    e.start();
+    {
+      Fault f(Call::lseek, err, evw_test::file_ends_with("cgroup.events"));
+      e.feed(evw::Event::Pri);
+      loop.run(evw::Run::NoWait);
+      CHECK(f.failed() == 1);
+    }
+    CHECK(errors == 1);
+    CHECK_FALSE(e.is_active());
+  }
+}
+
+TEST_CASE("fault: Mounts' open, its own epoll set and read, at construction and at an event") {
+  evw::Loop loop;
+  auto cb = [](evw::Mounts&, int) {};
+  for (int err : kFailures) {
+    CAPTURE(err);
+    for (Call call : {Call::open, Call::epoll_create1, Call::epoll_ctl, Call::epoll_wait, Call::read}) {
+      Fault f(call, err);
+      check_throws_no_leak([&] { evw::Mounts m(loop, cb); }, err, f.name());
+      CHECK(f.failed() == 1);
+    }
+    std::vector<int> got;
+    evw::Mounts m(loop, [&](evw::Mounts&, int revents) { got.push_back(revents); });
+    m.start();
+    for (Call call : {Call::epoll_wait, Call::read}) {
+      CAPTURE(call_name(call));
+      {
+        Fault f(call, err);
+        m.feed(evw::Event::Pri);
+        loop.run(evw::Run::NoWait);
+        CHECK(f.failed() == 1);
+      }
+      REQUIRE(!got.empty());
+      CHECK(got.back() == evw::Event::Error);
+      CHECK(m.error().value() == err);
+      CHECK_FALSE(m.is_active());
+      m.start();
+    }
+    m.feed(evw::Event::Pri);  // working again
+    loop.run(evw::Run::NoWait);
+    CHECK(got.back() == evw::Event::Pri);
+    CHECK(m.changes().empty());
+    m.stop();
+  }
+  Fault f(Call::epoll_ctl, EINTR);
+  evw::Mounts m(loop, cb);  // retried
+  CHECK(f.failed() == 1);
+}
+
+TEST_CASE("fault: Pressure's open, write, read, poll and own epoll set at setup; epoll_wait and read at an event") {
+  if (!psi_available()) EVW_SKIP("no PSI in this kernel (/proc/pressure)");
+  evw::Loop loop;
+  auto cb = [](evw::Pressure&, int) {};
+  for (int err : kFailures) {
+    CAPTURE(err);
+    for (Call call : {Call::open, Call::write, Call::read, Call::poll, Call::epoll_create1, Call::epoll_ctl,
+                      Call::epoll_wait}) {
+      Fault f(call, err);
+      check_throws_no_leak([&] { evw::Pressure p(loop, cpu_trigger(), cb); }, err, f.name());
+      CHECK(f.failed() == 1);
+    }
+    std::vector<int> got;
+    evw::Pressure p(loop, cpu_trigger(), [&](evw::Pressure&, int revents) { got.push_back(revents); });
+    p.start();
+    for (Call call : {Call::epoll_wait, Call::read, Call::lseek}) {
+      CAPTURE(call_name(call));
+      {
+        Fault f(call, err);
+        p.feed(evw::Event::Pri);
+        loop.run(evw::Run::NoWait);
+        CHECK(f.failed() == 1);
+      }
+      REQUIRE(!got.empty());
+      CHECK(got.back() == evw::Event::Error);
+      CHECK(p.error().value() == err);
+      CHECK_FALSE(p.is_active());
+      p.start();
+      CHECK_FALSE(p.error());
+    }
+    // set() that fails keeps the old trigger working.
+    {
+      Fault f(Call::write, err);
+      check_throws([&] { p.set(cpu_trigger()); }, err, "write");
+    }
+    CHECK(p.is_active());
+    p.feed(evw::Event::Pri);
+    loop.run(evw::Run::NoWait);
+    CHECK(got.back() == evw::Event::Pri);
+  }
+  Fault f(Call::write, EINTR);
+  evw::Pressure p(loop, cpu_trigger(), cb);  // retried
+  CHECK(f.failed() == 1);
+}
+
+TEST_CASE("fault: Pressure::from_environment's stat, socket, connect, fstatfs and write") {
+  evw_test::TempDir dir;
+  const std::string sock = dir.path() + "/pressure.sock";
+  evw_test::Fd server(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, sock.c_str());
+  REQUIRE(::bind(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(server.get(), 8) == 0);
+  evw::Loop loop;
+  auto cb = [](evw::Pressure&, int) {};
+  evw_test::Env write("MEMORY_PRESSURE_WRITE", "c29tZSAxNTAwMDAgMjAwMDAwMAA=");  // "some 150000 2000000\0"
+  evw_test::Env watch("MEMORY_PRESSURE_WATCH", sock.c_str());
+  for (int err : kFailures) {
+    CAPTURE(err);
+    for (Call call : {Call::stat, Call::socket, Call::connect, Call::write}) {
+      Fault f(call, err);
+      check_throws_no_leak([&] { (void)evw::Pressure::from_environment(loop, cb); }, err, f.name());
+      CHECK(f.failed() == 1);
+    }
+  }
+  evw::Pressure works = evw::Pressure::from_environment(loop, cb);
+  CHECK(works.is_stream());
+  if (psi_available()) {
+    evw_test::Env psi("MEMORY_PRESSURE_WATCH", "/proc/pressure/memory");
+    for (int err : kFailures) {
+      Fault f(Call::fstatfs, err);
+      check_throws_no_leak([&] { (void)evw::Pressure::from_environment(loop, cb); }, err, "fstatfs");
+      CHECK(f.failed() == 1);
+    }
+  }
+}
+
+TEST_CASE("fault: Child's pidfd_open and waitid at start, and waitid at the exit") {
+  if (::syscall(SYS_pidfd_open, ::getpid(), 0) < 0 && errno == ENOSYS) EVW_SKIP("no pidfd_open (Linux 5.3)");
+  evw::Loop loop;
+  evw_test::Kid kid([] { ::_exit(4); });
+  std::vector<int> got;
+  evw::Child child(loop, kid.pid(), [&](evw::Child&, int revents) { got.push_back(revents); });
+  for (int err : {EMFILE, ENOMEM, EIO, ENOSYS}) {
+    CAPTURE(err);
+    Fault f(Call::pidfd_open, err);
+    check_throws_no_leak([&] { child.start(); }, err, "pidfd_open");
+    CHECK(f.failed() == 1);
+    CHECK_FALSE(child.is_active());
+  }
+  for (int err : kFailures) {
+    CAPTURE(err);
+    Fault f(Call::waitid, err);
+    check_throws_no_leak([&] { child.start(); }, err, "waitid");
+    CHECK(f.failed() == 1);
+    CHECK_FALSE(child.is_active());
+  }
+  {
+    Fault f(Call::pidfd_open, EINTR);  // not retried by evw: pidfd_open does not fail with EINTR
+    CHECK_THROWS_AS(child.start(), std::system_error);
+  }
+  child.start();
+  kid.release();
+  {
+    // The exit: its waitid fails (as when someone else reaped it): one Event::Error.
+    Fault f(Call::waitid, ECHILD, evw_test::op_is(WEXITED | WNOHANG));
+    CHECK(evw_test::run_until(loop, [&] { return !got.empty(); }, 5.0));
+    CHECK(f.failed() == 1);
+  }
+  CHECK(got == std::vector<int>{evw::Event::Error});
+  CHECK(child.error() == std::errc::no_child_process);
+  CHECK_FALSE(child.is_active());
+  CHECK(::waitpid(kid.pid(), nullptr, 0) == kid.pid());  // still there for whoever reaps it
 }

@@ -3,7 +3,9 @@
 // every state, watchers and loops destroyed from callbacks (their own and
 // others'), nested run(), loop.stop() variants, exceptions from callbacks,
 // Loop::add/remove misuse, detached watchers — over a few Loops and every
-// watcher type (Gpio excepted: it needs the FUSE simulator).
+// watcher type (Gpio excepted: it needs the FUSE simulator; CgroupEvents:
+// it needs a cgroup; Mounts, Attr and Pressure on /proc files, Child on
+// other loops with real short-lived children through pidfds).
 //
 // The contract: evw may throw, but only the std:: types documented for the
 // misuse (std::logic_error and its invalid_argument/out_of_range, and
@@ -26,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
@@ -65,10 +68,11 @@ struct FuzzError {  // what callbacks throw on purpose: not a std::exception
 };
 
 enum Kind { IO, TIMER, SIGNAL, PRIORITY, PERIODIC, IDLE, PREPARE, CHECK, STAT, ASYNC, FORK,
-            CLEANUP, EMBED, CHILD, KINDS };
+            CLEANUP, EMBED, CHILD, MOUNTS, ATTR, PRESSURE, KINDS };
 const char* const kind_names[] = {"Io",    "Timer", "Signal", "Priority", "Periodic",
                                   "Idle",  "Prepare", "Check", "Stat",   "Async",
-                                  "Fork",  "Cleanup", "Embed", "Child"};
+                                  "Fork",  "Cleanup", "Embed", "Child",  "Mounts",
+                                  "Attr",  "Pressure"};
 
 constexpr int kLoops = 3;     // slot kLoops is the default loop (never destroyed)
 constexpr int kSlots = 48;    // watchers
@@ -204,6 +208,40 @@ struct Fuzz {
     return sigs[r(std::size(sigs))];
   }
   int any_priority() { return static_cast<int>(r(7)) - 3; }
+  // A child that exits soon (for Child's pidfd form on loops other than the
+  // default one), or numbers that are no child of ours.
+  int any_child() {
+    switch (r(6)) {
+      case 0: return 0;
+      case 1: return 1;  // init: not our child
+      case 2: return -5;
+      default: {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+          ::usleep(static_cast<useconds_t>(r(20000)));
+          ::_exit(static_cast<int>(r(4)));
+        }
+        return pid > 0 ? pid : 0;
+      }
+    }
+  }
+  // Notifying kernel files, and paths that are none.
+  std::string any_attr_path() {
+    static const char* const paths[] = {"/proc/self/mountinfo", "/proc/pressure/cpu", "", "/nonexistent/evw",
+                                        "/proc/self/status"};
+    if (chance(10)) return path;  // a regular file (if it exists): EPERM at start
+    return paths[r(std::size(paths))];
+  }
+  evw::PressureConfig any_pressure() {
+    evw::PressureConfig c;
+    c.resource = static_cast<evw::Resource>(r(4));  // 3 is no Resource
+    c.stall = static_cast<evw::Stall>(r(2));
+    static const long long windows_ms[] = {2000, 4000, 1000, 0, -2000, 20000};
+    c.window = std::chrono::milliseconds(windows_ms[r(std::size(windows_ms))]);
+    c.threshold = chance(10) ? c.window * 2 : c.window / 10;
+    if (chance(10)) c.cgroup = chance(50) ? "/nonexistent/evw" : "/proc";
+    return c;
+  }
 
   // The known libev issue above also comes by reuse: a descriptor closed
   // under an Io/Priority watcher whose number a new loop's epoll set then
@@ -303,7 +341,16 @@ struct Fuzz {
           make<evw::Embed>(slot, kind, li, owned, *other);
           break;
         }
-        case CHILD: make<evw::Child>(slot, kind, li, owned, chance(10) ? -5 : 0); break;
+        case CHILD:
+          if (li == kLoops) make<evw::Child>(slot, kind, li, owned, chance(10) ? -5 : 0);
+          else make<evw::Child>(slot, kind, li, owned, any_child());  // a pidfd
+          break;
+        case MOUNTS:
+          if (chance(80)) make<evw::Mounts>(slot, kind, li, owned);
+          else make<evw::Mounts>(slot, kind, li, owned, any_attr_path());
+          break;
+        case ATTR: make<evw::Attr>(slot, kind, li, owned, any_attr_path()); break;
+        case PRESSURE: make<evw::Pressure>(slot, kind, li, owned, any_pressure()); break;
         default: break;
       }
     });
@@ -591,11 +638,31 @@ void Fuzz::specific(int slot) {
       }
       case CHILD: {
         auto& w = static_cast<evw::Child&>(*base);
-        if (chance(50)) w.set(chance(10) ? -1 : 0, chance(50));
+        if (w.uses_pidfd() && chance(50)) w.set(any_child(), chance(10));
+        else if (chance(50)) w.set(chance(10) ? -1 : 0, chance(50));
         else {
           const pid_t pid = ::fork();
           if (pid == 0) ::_exit(0);
         }
+        break;
+      }
+      case MOUNTS: {
+        auto& w = static_cast<evw::Mounts&>(*base);
+        if (chance(30)) w.set(chance(70) ? std::string("/proc/self/mountinfo") : any_attr_path());
+        (void)w.find("/");
+        (void)w.changes().size();
+        break;
+      }
+      case ATTR: {
+        auto& w = static_cast<evw::Attr&>(*base);
+        if (chance(50)) w.set(any_attr_path());
+        (void)w.value();
+        break;
+      }
+      case PRESSURE: {
+        auto& w = static_cast<evw::Pressure&>(*base);
+        if (chance(50)) w.set(any_pressure());
+        (void)w.stats();
         break;
       }
       default: {
