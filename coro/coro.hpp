@@ -9,6 +9,7 @@
 
 #include "awaitables.hpp"
 #include "edge.hpp"
+#include "offload.hpp"
 #include "spawn.hpp"
 #include "task.hpp"
 #include "when.hpp"
