@@ -133,7 +133,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC) $(GPIO_SIM_LIB)
 examples: $(EXAMPLES)
 
 # Every example builds; the ones that exit by themselves run and must exit 0.
-RUNNABLE_EXAMPLES := demo timer signal urgent periodic child stat async prepare_check
+RUNNABLE_EXAMPLES := demo timer signal urgent periodic child stat async prepare_check threads reuseport
 .PHONY: examples-check
 examples-check: $(EXAMPLES)
 	@pass=$(words $(EXAMPLES)); fail=0; \
