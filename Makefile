@@ -43,7 +43,7 @@ LIBS     := -lev
 LIB_HEADERS := evw.hpp $(wildcard core/*.hpp watchers/*.hpp coro/*.hpp)
 # Internal headers are not installed.
 PRIVATE_HEADERS := core/access.hpp core/backend.hpp core/backend_epoll.hpp core/fd_check.hpp core/io_relay.hpp core/priority_table.hpp \
-                   core/signals.hpp core/sys.hpp
+                   core/signals.hpp core/sys.hpp core/wakeup.hpp
 PUBLIC_HEADERS  := $(filter-out $(PRIVATE_HEADERS),$(LIB_HEADERS))
 LIB_SRCS := $(wildcard core/*.cpp watchers/*.cpp)
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
@@ -135,7 +135,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC) $(GPIO_SIM_LIB)
 examples: $(EXAMPLES)
 
 # Every example builds; the ones that exit by themselves run and must exit 0.
-RUNNABLE_EXAMPLES := demo timer signal urgent periodic child stat async prepare_check pressure supervise attr
+RUNNABLE_EXAMPLES := demo timer signal urgent periodic child stat async prepare_check pressure supervise attr threads reuseport
 .PHONY: examples-check
 examples-check: $(EXAMPLES)
 	@pass=$(words $(EXAMPLES)); fail=0; \

@@ -6,8 +6,12 @@
 
 #include "core/events.hpp"
 #include "core/loop.hpp"
+#include "core/loop_handle.hpp"
+#include "core/loop_thread.hpp"
+#include "core/result.hpp"
 #include "core/time.hpp"
 #include "core/watcher.hpp"
+#include "core/work_pool.hpp"
 #include "watchers/async.hpp"
 #include "watchers/attr.hpp"
 #include "watchers/cgroup_events.hpp"

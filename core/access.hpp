@@ -30,6 +30,7 @@ struct Access {
   static FdCheck* fd_check(Loop& loop) noexcept { return loop.fd_check_.get(); }
   static FdCheck& make_fd_check(Loop& loop, void (*on_prepare)(struct ev_loop*, ev_prepare*, int));
   static WatcherBase* first(const Loop& loop) noexcept { return loop.head_; }
+  static Wakeup& wakeup(const Loop& loop) noexcept { return *loop.wakeup_.get(); }
   /// Have fn(loop) called when loop is destroyed (once per fn). @throws bad_alloc.
   static void on_destroy(Loop& loop, void (*fn)(const Loop&)) {
     for (auto* f : loop.on_destroy_)

@@ -13,6 +13,7 @@
 #include "fd_check.hpp"
 #include "priority_table.hpp"
 #include "signals.hpp"
+#include "wakeup.hpp"
 
 namespace evw {
 
@@ -106,18 +107,23 @@ Loop::Loop(unsigned flags) {
   errno = 0;
   raw_ = ev_loop_new(flags);
   if (raw_ == nullptr) throw_loop_failure("ev_loop_new", flags);
+  try {
+    wakeup_ = std::make_shared<detail::Wakeup>(*this);
+  } catch (...) {
+    ev_loop_destroy(raw_);
+    throw;
+  }
 }
 
 Loop::Loop(DefaultTag) : is_default_(true) {
-  // ev_default_loop starts libev's own SIGCHLD watcher: take the signal first,
-  // so that a SIGCHLD watcher in another loop is an error and not an assert.
-  detail::claim_signal(SIGCHLD, *this, "Loop::default_loop");
   errno = 0;
   raw_ = ev_default_loop(0);
-  if (raw_ == nullptr) {
-    detail::release_signal(SIGCHLD, *this);
-    throw_loop_failure("ev_default_loop", 0);
-  }
+  if (raw_ == nullptr) throw_loop_failure("ev_default_loop", 0);
+  // ev_default_loop started libev's own SIGCHLD watcher (it reaps children
+  // for Child), which installed libev's handler: if evw's already served
+  // SIGCHLD, it takes it back and passes each SIGCHLD on to libev.
+  detail::after_default_loop();
+  wakeup_ = std::make_shared<detail::Wakeup>(*this);
 }
 
 Loop& Loop::default_loop() {
@@ -126,6 +132,7 @@ Loop& Loop::default_loop() {
 }
 
 Loop::~Loop() {
+  wakeup_->close();  // queued posts are destroyed while every watcher still exists
   for (auto* fn : on_destroy_) fn(*this);
   // Detach a watcher: stop it, forget it, destroy it if the loop owns it.
   auto release = [this](detail::WatcherBase& w, bool libev_alive) {
@@ -145,9 +152,9 @@ Loop::~Loop() {
   if (frame_ == nullptr && ev_depth(raw_) == 0) [[likely]] {
     priority_.reset();
     fd_check_.reset();
+    wakeup_->stop();
     ev_loop_destroy(raw_);  // runs the Cleanup watchers
     while (head_ != nullptr) release(*head_, false);
-    if (is_default_) detail::release_signal(SIGCHLD, *this);
     return;
   }
   // Destroyed while libev runs it: by a callback (see RunFrame), or inside an
@@ -164,7 +171,7 @@ Loop::~Loop() {
   }
   if (priority_) priority_->orphan();
   fd_check_.reset();
-  if (is_default_) detail::release_signal(SIGCHLD, *this);
+  wakeup_->stop();
   ev_break(raw_, EVBREAK_ALL);
   if (frame_ == nullptr) {
     // Nobody to hand the libev loop to: it (and the table) is left allocated.
@@ -195,6 +202,13 @@ bool Loop::run(int flags) {
   frame_ = &frame;
   bool more = ev_run(raw_, flags) != 0;
   if (frame.gone) [[unlikely]] return frame.unwind();  // a callback destroyed this loop
+  // With nothing active, ev_run made one iteration and returned: functions
+  // posted meanwhile (by the posts it ran, or racing with its end) run now.
+  // ev_run's first iteration never blocks when nothing is active.
+  while (!more && flags == Run::Default && break_ == 0 && !failed_ && wakeup_->has_posts()) [[unlikely]] {
+    more = ev_run(raw_, flags) != 0;
+    if (frame.gone) return frame.unwind();
+  }
   frame_ = frame.outer;
   running_ = frame.running;  // back in the callback that called this run(), if any
   if (enclosing != 0 && ev_depth(raw_) > 0) {
@@ -247,6 +261,13 @@ void Loop::remove(detail::WatcherBase& w) {
 }
 
 void Loop::adopt(detail::WatcherBase& w) noexcept { w.owned_ = true; }
+
+bool Loop::post_function(detail::Function<void()>&& fn) {
+  if (!fn) throw std::invalid_argument("evw::Loop::post: the function is empty");
+  return wakeup_->push(fn);
+}
+
+LoopHandle Loop::handle() const { return LoopHandle(wakeup_); }
 
 void Loop::link(detail::WatcherBase& w) noexcept {
   w.prev_ = nullptr;

@@ -1,7 +1,7 @@
 // evw — the event loop: owns watchers, runs them, reports their exceptions.
 //
-// Caveats: a Loop is used from one thread (Async::send() is the one
-// thread-safe call). It is neither copyable nor movable: watchers keep its
+// Caveats: a Loop is used from one thread; post(), handle().post() and
+// Async::send() are the thread-safe calls. It is neither copyable nor movable: watchers keep its
 // address. Destroying a Loop stops every watcher it still has; loop-owned
 // watchers (Loop::add) are destroyed, user-owned ones become detached.
 // A callback may destroy its own Loop (e.g. an application object that holds
@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "events.hpp"
+#include "function.hpp"
+#include "loop_handle.hpp"
 #include "watcher.hpp"
 
 struct ev_loop;
@@ -27,6 +29,7 @@ namespace detail {
 class PriorityTable;
 struct FdCheck;
 struct RunFrame;
+class Wakeup;
 }
 
 /// An event loop: a libev loop plus the watchers that belong to it.
@@ -44,9 +47,9 @@ class Loop {
   /// watchers live only here; it owns SIGCHLD.
   static Loop& default_loop();
 
-  /// @brief Run the loop: until no active watcher remains or stop() is
-  /// called; with Run::Once, one blocking iteration; with Run::NoWait, one iteration
-  /// without blocking.
+  /// @brief Run the loop: until no active watcher remains (and no posted
+  /// function waits) or stop() is called; with Run::Once, one blocking
+  /// iteration; with Run::NoWait, one iteration without blocking.
   /// @return true while active watchers remain (false if a callback
   /// destroyed the loop; `this` is gone then).
   /// @throws the first exception a callback threw during this run, unchanged,
@@ -87,6 +90,27 @@ class Loop {
   /// @brief How many watchers (user- and loop-owned) belong to this loop.
   std::size_t watcher_count() const noexcept { return count_; }
 
+  /// @brief Have fn() called on the loop's thread in its next iteration.
+  /// Thread-safe (also from the loop's own thread); the functions one thread
+  /// posts run in the order it posted them. Wakes a blocked run(). No
+  /// allocation per post while fn fits in three pointers. Posts do not keep
+  /// run() going by themselves: posted while no run() is in progress, fn runs
+  /// in the next run() (even one with no active watcher, which runs what is
+  /// queued and then returns). An exception from fn comes out of run() like a
+  /// callback's; the functions posted after it run in the next run(). Queued
+  /// when the loop is destroyed, fn is destroyed without being called.
+  /// @return true if queued; false only while the loop is being destroyed
+  ///         (fn is then destroyed). Another thread calling this must know
+  ///         the Loop outlives the call; handle().post() can tell instead.
+  /// @throws std::invalid_argument if fn is empty; std::bad_alloc.
+  template <class F>
+  bool post(F&& fn) {
+    return post_function(detail::Function<void()>(std::forward<F>(fn)));
+  }
+  /// @brief A handle other threads post through; its post() returns false
+  /// once this loop is destroyed.
+  LoopHandle handle() const;
+
  private:
   friend class detail::WatcherBase;
   friend struct detail::Access;
@@ -105,6 +129,7 @@ class Loop {
   void defer(detail::WatcherBase& w, int revents);
   void forget(detail::WatcherBase& w) noexcept;
   [[noreturn]] void rethrow();
+  bool post_function(detail::Function<void()>&& fn);
 
   struct ::ev_loop* raw_;
   bool is_default_ = false;
@@ -119,6 +144,7 @@ class Loop {
   detail::RunFrame* frame_ = nullptr;  // the innermost run() in progress
   detail::WatcherBase* running_ = nullptr;  // whose callback runs (the last one called)
   std::vector<void (*)(const Loop&)> on_destroy_;  // library code to tell at ~Loop
+  std::shared_ptr<detail::Wakeup> wakeup_;  // posts and signals wake the loop through it
 };
 
 }  // namespace evw

@@ -10,6 +10,7 @@
 #include "awaitables.hpp"
 #include "edge.hpp"
 #include "kernel.hpp"
+#include "offload.hpp"
 #include "spawn.hpp"
 #include "task.hpp"
 #include "when.hpp"

@@ -133,6 +133,7 @@ namespace evw_test {
 
 bool run_until(evw::Loop& loop, const std::function<bool()>& done, double seconds) {
   bool expired = false;
+  loop.update_now();  // a loop that has not run for a while would expire the guard at once
   evw::Timer guard(loop, seconds, 0.0, [&](evw::Timer&, int) { expired = true; });
   guard.start();
   while (!done() && !expired) loop.run(evw::Run::Once);

@@ -485,16 +485,14 @@ void Model::remove_expect(int k) {
     else ++i;
 }
 
-// evw's Signal::stop() as the signal's last active watcher turns libev's
-// process-wide "received" flag into a pending event of its own and drops it
-// (a cleared queue slot when nothing was pending yet).
+// evw's Signal::stop() as the loop's last active watcher of a signal drops
+// the loop's "received" flag of that signal.
 void Model::signal_discard(const Slot& s) {
   if (!s.attached || !s.active || s.kind != Kind::Signal) return;
   for (const Slot& o : slots_)
     if (&o != &s && o.used && o.attached && o.active && o.kind == Kind::Signal && o.signum == s.signum)
       return;
   sig_flag_[s.signum] = false;
-  if (!in_run_ && s.pending == 0) ++dummies_;
 }
 
 void Model::m_stop(int k) {
@@ -769,19 +767,8 @@ void Model::op_set(int k) {
       const int signum = kSignals[below(2)];
       trace("set", k, signum);
       // As the last active watcher of its signal, set() to another signal
-      // drops libev's "received" flag of the old one, as stop() does: it
-      // feeds the flag to itself and clears it (one cleared queue slot, the
-      // real pending event having been taken first).
-      if (signum != s.signum && s.attached && s.active) {
-        bool sole = true;
-        for (const Slot& o : slots_)
-          if (&o != &s && o.used && o.attached && o.active && o.kind == Kind::Signal && o.signum == s.signum)
-            sole = false;
-        if (sole) {
-          sig_flag_[s.signum] = false;
-          ++dummies_;
-        }
-      }
+      // drops the loop's "received" flag of the old one, as stop() does.
+      if (signum != s.signum && s.attached && s.active) signal_discard(s);
       static_cast<evw::Signal*>(s.w)->set(signum);
       s.signum = signum;
       break;

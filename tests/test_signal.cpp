@@ -1,5 +1,7 @@
-// Signal: raise/kill, one loop per signal, dispositions restored, set on
-// active/pending watchers, priorities, destruction in callbacks, bad input.
+// Signal: raise/kill, one signal in several loops, SIGCHLD next to Child,
+// dispositions restored, set on active/pending watchers, priorities,
+// destruction in callbacks, bad input. (Several loops on several threads:
+// test_signal_threads.cpp.)
 #include <evw/watchers/signal.hpp>
 #include <evw/evw.hpp>
 
@@ -90,34 +92,70 @@ TEST_CASE("Signal rejects the signals reserved by the C library") {
   first_rt.stop();
 }
 
-TEST_CASE("a signal watched by one loop cannot be started in another") {
+// Before evw had its own handler, a second loop's start() threw
+// std::logic_error (libev asserts on one signal in two loops) and the default
+// loop kept SIGCHLD to itself. Now every loop may watch any signal.
+TEST_CASE("a signal watched by several loops reaches every watcher in each, once per delivery") {
   evw::Loop a, b;
-  auto cb = [](evw::Signal&, int) {};
-  evw::Signal sa(a, SIGUSR1, cb);
-  evw::Signal sa2(a, SIGUSR1, cb);
-  evw::Signal sb(b, SIGUSR1, cb);
+  int in_a = 0, in_a2 = 0, in_b = 0;
+  evw::Signal sa(a, SIGUSR1, [&](evw::Signal&, int) { ++in_a; });
+  evw::Signal sa2(a, SIGUSR1, [&](evw::Signal&, int) { ++in_a2; });
+  evw::Signal sb(b, SIGUSR1, [&](evw::Signal&, int) { ++in_b; });
   sa.start();
-  sa2.start();  // same loop: fine
-  try {
-    sb.start();
-    FAIL("no exception");
-  } catch (const std::logic_error& e) {
-    CHECK(std::string(e.what()).find("signal 10") != std::string::npos);
-  }
-  CHECK_FALSE(sb.is_active());
-  sa.stop();
-  CHECK_THROWS_AS(sb.start(), std::logic_error);  // sa2 still holds it
-  sa2.stop();
-  sb.start();  // released: now b may have it
+  sa2.start();
+  sb.start();
   CHECK(sb.is_active());
+  REQUIRE(::raise(SIGUSR1) == 0);
+  CHECK(run_until(a, [&] { return in_a == 1 && in_a2 == 1; }));
+  CHECK(run_until(b, [&] { return in_b == 1; }));
+  for (int i = 0; i < 3; ++i) {
+    a.run(evw::Run::NoWait);
+    b.run(evw::Run::NoWait);
+  }
+  CHECK(in_a == 1);
+  CHECK(in_a2 == 1);
+  CHECK(in_b == 1);
+  // a stops watching: b still gets the next one, a does not
+  sa.stop();
+  sa2.stop();
+  REQUIRE(::raise(SIGUSR1) == 0);
+  CHECK(run_until(b, [&] { return in_b == 2; }));
+  a.run(evw::Run::NoWait);
+  CHECK(in_a == 1);
   sb.stop();
-  // the default loop owns SIGCHLD (Child watchers)
-  evw::Loop::default_loop();
-  evw::Signal chld(a, SIGCHLD, cb);
-  CHECK_THROWS_AS(chld.start(), std::logic_error);
-  evw::Signal def_chld(evw::Loop::default_loop(), SIGCHLD, cb);
-  def_chld.start();
-  def_chld.stop();
+}
+
+TEST_CASE("SIGCHLD: Signal watchers in other loops and the default loop's Child watchers all work") {
+  evw::Loop& def = evw::Loop::default_loop();
+  evw::Loop other;
+  int in_other = 0, in_def = 0, status = -1;
+  evw::Signal so(other, SIGCHLD, [&](evw::Signal&, int) { ++in_other; });
+  evw::Signal sd(def, SIGCHLD, [&](evw::Signal&, int) { ++in_def; });
+  so.start();
+  sd.start();
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) ::_exit(7);
+    evw::Child child(def, pid, [&](evw::Child& w, int) {
+      status = w.rstatus();
+      w.stop();
+    });
+    child.start();
+    CHECK(run_until(def, [&] { return status != -1; }));  // libev still reaps through evw's handler
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 7);
+    if (round == 0) {
+      CHECK(run_until(other, [&] { return in_other == 1; }));
+      CHECK(in_def >= 1);
+      // The second round: no Signal watcher of SIGCHLD left, libev's own handler is back.
+      so.stop();
+      sd.stop();
+    }
+    status = -1;
+  }
+  CHECK(in_other == 1);
 }
 
 TEST_CASE("the disposition a signal had is restored when its last watcher stops") {

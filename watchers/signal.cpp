@@ -8,6 +8,7 @@
 
 #include "../core/access.hpp"
 #include "../core/signals.hpp"
+#include "../core/wakeup.hpp"
 
 namespace evw {
 
@@ -52,62 +53,60 @@ Signal::Signal(Signal&& other) : Watcher(std::move(other), &ev_) { finish_move(o
 
 void Signal::set(int signum) {
   check(signum);
-  // Moving the last watcher of a signal to another one leaves libev's
-  // "received" flag of the old signal behind, as stop() would (see
-  // discard_impl): drop it here too, keeping only a real pending event.
-  int kept = 0;
-  if (is_active() && signum != this->signum()) {
-    kept = take_pending();
-    discard_impl();
-    take_pending();
-  }
-  Frozen frozen = freeze();
-  frozen.revents |= kept;
+  // As stop() would: a signal of the old number that the loop received but
+  // did not dispatch is dropped if this is the loop's last watcher of it.
+  if (signum != this->signum() && is_active()) discard_impl();
+  Frozen frozen = freeze();  // keeps a pending event
   ev_signal_set(detail::ev_of<ev_signal>(*this), signum);
   thaw(frozen);
 }
 
 int Signal::signum() const noexcept { return detail::ev_of<ev_signal>(*this)->signum; }
 
+// libev never sees this watcher started (its ev_signal allows one loop per
+// signal): evw's handler wakes the loop, whose wake callback feeds it (see
+// core/signals.hpp). The ev_signal carries what libev's would: `active`,
+// which is_active() reads, and one reference on the loop, so that run() goes
+// on while it is active.
 void Signal::start_impl() {
-  const int sig = signum();
-  detail::claim_signal(sig, loop(), "Signal");
-  try {
-    detail::probe_wakeup_fd("Signal");
-  } catch (...) {
-    detail::release_signal(sig, loop());
-    throw;
-  }
-  ev_signal_start(raw_loop(), detail::ev_of<ev_signal>(*this));
+  detail::watch_signal(detail::Access::wakeup(loop()), *this, signum(), carried_);
+  carried_ = false;
+  detail::ev_of<ev_signal>(*this)->active = 1;
+  ev_ref(raw_loop());
 }
 
-// libev records a received signal in a process-wide flag and reports it to
-// the signal's watchers at the loop's next wakeup. Left set when the last
-// watcher stops, the flag would be reported to whichever watcher of that
-// signal starts next, in any loop, without a new signal. As the last watcher,
-// turn the flag into a pending event of this watcher (which stop() drops);
-// with no flag set this feeds an event that is dropped just the same.
-void Signal::discard_impl() noexcept {
-  const int sig = signum();
-  if (detail::sole_claim(sig, *detail::Access::loop(*this))) ev_feed_signal_event(raw_loop(), sig);
-}
-
-// A move: the new watcher joins libev's list for the signal before the old
-// one leaves it. Stopping the last watcher first would hand the signal back
-// for a moment (libev sets SIG_DFL, or unblocks it for a signalfd loop), and
-// a signal arriving then could kill the process. The loop's claim (one
-// reference per active watcher) is the same before and after.
+// A move: the new watcher joins the loop's list for the signal before the
+// old one leaves it, so the signal is never without a watcher (its old
+// disposition would come back for a moment, and a signal arriving then could
+// kill the process). The loop reference of the active watcher passes over.
 void Signal::rehome_stop_impl() noexcept {}
 
 void Signal::rehome_start_impl(WatcherBase& from, bool active) noexcept {
   if (!active) return;
-  ev_signal_start(raw_loop(), detail::ev_of<ev_signal>(*this));
-  ev_signal_stop(raw_loop(), detail::ev_of<ev_signal>(from));
+  detail::Wakeup& wakeup = detail::Access::wakeup(*detail::Access::loop(*this));
+  auto& old = static_cast<Signal&>(from);
+  detail::watch_signal(wakeup, *this, signum(), false);
+  detail::ev_of<ev_signal>(*this)->active = 1;
+  detail::unwatch_signal(wakeup, old, signum());  // not the last watcher: nothing to carry
+  detail::ev_of<ev_signal>(old)->active = 0;
+  old.carried_ = false;
 }
 
+// Also the first half of the freeze guard (set_priority, set): a signal the
+// loop received for its last watcher is carried over to the start_impl that
+// follows. stop() has dropped it before (discard_impl).
 void Signal::stop_impl() noexcept {
-  ev_signal_stop(raw_loop(), detail::ev_of<ev_signal>(*this));
-  detail::release_signal(signum(), *detail::Access::loop(*this));
+  ev_unref(raw_loop());
+  detail::ev_of<ev_signal>(*this)->active = 0;
+  carried_ = detail::unwatch_signal(detail::Access::wakeup(*detail::Access::loop(*this)), *this, signum());
+}
+
+// stop() only: a signal received while this was the loop's last watcher of
+// it, and not yet dispatched, is dropped — never reported later to a watcher
+// started afterwards, here or in another loop.
+void Signal::discard_impl() noexcept {
+  carried_ = false;
+  detail::drop_signal(detail::Access::wakeup(*detail::Access::loop(*this)), *this, signum());
 }
 
 }  // namespace evw

@@ -1,13 +1,19 @@
 // evw::Signal — a Unix signal delivered as a loop event (libev's ev_signal).
 //
-// Caveats: a signal belongs to one loop at a time (another loop's start()
-// throws std::logic_error); the default loop owns SIGCHLD for Child watchers.
-// Signals that arrive before the callback runs are coalesced into one call.
-// Non-default loops use signalfd, which blocks the signal in the calling
-// thread only: in a threaded program block it in every thread (or use the
-// default loop). When the last watcher of a signal stops, the disposition it
-// had before evw took it is restored, and a signal received but not yet
-// dispatched is dropped with it (never reported later to another watcher).
+// Any number of loops, on any threads, may watch the same signal: each
+// delivery calls every active watcher of it in every loop once. Signals that
+// arrive before a loop's callbacks run are coalesced into one call per
+// watcher. evw catches the signal with its own handler (sigaction), which
+// wakes each loop that watches it; it never changes a thread's signal mask
+// (the kernel hands the signal to any thread that does not block it: a
+// signal blocked in every thread is never seen), and LoopFlag::SignalFd does
+// not apply. The default loop's SIGCHLD handling for Child keeps working
+// alongside Signal watchers of SIGCHLD. When the last watcher of a signal in
+// the process stops, the disposition it had before evw took it is restored;
+// when the last watcher in a loop stops, a signal that loop received but did
+// not dispatch yet is dropped (never reported later to another watcher).
+// Caveat: libev code of your own (an ev_signal on raw()) must not watch a
+// signal evw watches.
 //
 // revents: Event::Signal. Plus whatever feed() passes.
 #pragma once
@@ -42,14 +48,14 @@ class Signal final : public detail::Watcher<Signal> {
   int signum() const noexcept;
 
  private:
-  // @throws std::logic_error if another loop watches the signal;
-  //         std::system_error if no descriptor is left for the wakeup.
+  // @throws std::bad_alloc.
   void start_impl() override;
   void stop_impl() noexcept override;
   void discard_impl() noexcept override;
   void rehome_stop_impl() noexcept override;
   void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
   detail::EvStorage<48> ev_;
+  bool carried_ = false;  // received for this watcher between stop_impl and start_impl
 };
 
 }  // namespace evw
