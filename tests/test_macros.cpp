@@ -193,3 +193,28 @@ TEST_CASE("macro-proof names: every watcher type, config enum and coroutine name
   ::close(sv[0]);
   ::close(sv[1]);
 }
+
+TEST_CASE("macro-proof names: the kernel-notification watchers, their configs and awaitables") {
+  evw::Loop loop;
+  auto noop = [](auto&, int) {};
+  evw::Mounts mounts(loop, noop);
+  evw::Attr attr(loop, "/proc/self/mountinfo", noop);
+  CHECK(mounts.find("/") != nullptr);
+  CHECK_FALSE(attr.value().empty());
+  const evw::MountChange::Kind kinds[] = {evw::MountChange::Kind::Added, evw::MountChange::Kind::Removed,
+                                          evw::MountChange::Kind::Changed};
+  CHECK(sizeof kinds / sizeof kinds[0] == 3);
+  evw::MountEntry entry;
+  entry.mount_point = "/";
+  CHECK(entry.id == 0);
+  evw::PressureConfig config{.resource = evw::Resource::Cpu, .stall = evw::Stall::Some, .threshold = 100ms,
+                             .window = 2s, .cgroup = ""};
+  const evw::Resource resources[] = {evw::Resource::Memory, evw::Resource::Cpu, evw::Resource::Io};
+  CHECK(sizeof resources / sizeof resources[0] == 3);
+  CHECK(evw::Stall::Full != config.stall);
+  const evw::PressureStats stats = evw::Pressure::parse("some avg10=1.50 avg60=0.00 avg300=0.00 total=7\n");
+  CHECK(stats.some.avg10 == 1.5);
+  CHECK(stats.some.total_us == 7);
+  CHECK(sizeof(evw::CgroupEvents) > 0);
+  static_assert(std::is_same_v<decltype(evw::child_exit(loop, 1)), evw::detail::ChildExitAwaitable>);
+}

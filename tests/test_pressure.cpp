@@ -350,6 +350,12 @@ TEST_CASE("Pressure::from_environment: turned off, bad values, nothing there, an
     CHECK_THROWS_AS((void)evw::Pressure::from_environment(loop, cb), std::invalid_argument);
   }
   {
+    // A PSI file without a trigger reports POLLPRI|POLLERR at once: not pressure.
+    Env watch("MEMORY_PRESSURE_WATCH", "/proc/pressure/memory");
+    Env write("MEMORY_PRESSURE_WRITE", nullptr);
+    CHECK_THROWS_AS((void)evw::Pressure::from_environment(loop, cb), std::invalid_argument);
+  }
+  {
     Env watch("MEMORY_PRESSURE_WATCH", "/nonexistent/evw.sock");
     try {
       (void)evw::Pressure::from_environment(loop, cb);

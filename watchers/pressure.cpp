@@ -286,6 +286,11 @@ struct Pressure::Setup {
         if (magic != kProcMagic && magic != kCgroup2Magic)
           detail::throw_system(ENOTTY, "evw::Pressure: " + watch +
                                            " is a regular file neither of procfs nor of cgroupfs");
+        // A PSI file without a trigger reports POLLPRI|POLLERR at once, for good: not pressure.
+        if (data.empty())
+          detail::throw_invalid("Pressure::from_environment", "$MEMORY_PRESSURE_WRITE",
+                                "is missing: " + watch + " needs a trigger (without one it reports "
+                                "POLLPRI|POLLERR at once, which is not pressure)");
         if (!data.empty()) data = terminated(std::move(data));
       } else {
         stream = true;

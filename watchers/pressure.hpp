@@ -132,7 +132,8 @@ class Pressure final : public detail::Watcher<Pressure> {
   /// @throws std::system_error(EHOSTDOWN) when $MEMORY_PRESSURE_WATCH is
   ///         empty or /dev/null (the service manager turned it off: run
   ///         without); std::invalid_argument when it is not an absolute,
-  ///         normalized path or $MEMORY_PRESSURE_WRITE is not base64;
+  ///         normalized path, $MEMORY_PRESSURE_WRITE is not base64, or is
+  ///         missing for a PSI file;
   ///         std::system_error for what the kernel says (ENOENT, ECONNREFUSED,
   ///         ENOTTY for a regular file that is neither procfs nor cgroupfs,
   ///         EISDIR, and the constructor's errors).
