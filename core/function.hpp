@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <new>
@@ -46,14 +47,20 @@ class Function<R(Args...)> {
       if (f == nullptr) return;
     }
     if constexpr (fits<D>) {
+      // Moved as bytes when trivially copyable: all of them, so all initialised.
+      if constexpr (std::is_trivially_copyable_v<D> && sizeof(D) < sizeof buf_) std::memset(&buf_, 0, sizeof buf_);
       ::new (static_cast<void*>(&buf_)) D(std::forward<F>(f));
       call_ = [](void* p, Args... args) -> R {
         return std::invoke(*static_cast<D*>(p), std::forward<Args>(args)...);
       };
-      manage_ = [](void* to, void* from) noexcept {
-        if (to != nullptr) ::new (to) D(std::move(*static_cast<D*>(from)));
-        static_cast<D*>(from)->~D();
-      };
+      // A trivially copyable callable (a lambda capturing pointers, ints) has
+      // no manager: it moves as bytes and needs no destruction. (Loop::post
+      // moves every posted callable twice.)
+      if constexpr (!std::is_trivially_copyable_v<D>)
+        manage_ = [](void* to, void* from) noexcept {
+          if (to != nullptr) ::new (to) D(std::move(*static_cast<D*>(from)));
+          static_cast<D*>(from)->~D();
+        };
     } else {
       ::new (static_cast<void*>(&buf_)) D*(new D(std::forward<F>(f)));
       call_ = [](void* p, Args... args) -> R {
@@ -99,6 +106,7 @@ class Function<R(Args...)> {
   }
   void take(Function& o) noexcept {
     if (o.manage_ != nullptr) o.manage_(&buf_, &o.buf_);
+    else if (o.call_ != nullptr) std::memcpy(&buf_, &o.buf_, sizeof buf_);  // trivially copyable, in place
     call_ = std::exchange(o.call_, nullptr);
     manage_ = std::exchange(o.manage_, nullptr);
   }

@@ -3,7 +3,8 @@
 // A driver performs long random sequences of operations on real watchers
 // (Io, Timer, Signal, Priority, Idle, Prepare, Check, Periodic, Async), fed by
 // real event sources: socketpair writes, loopback TCP urgent data (MSG_OOB),
-// raise(), Async::send() and feed(). Operations: create (user- or
+// raise(), Async::send() and feed(); and functions posted to the loop from a
+// second thread (Loop::post through a LoopHandle). Operations: create (user- or
 // loop-owned), start, stop, set, set_priority, feed, clear_pending, again,
 // destroy, run(Run::Once | Run::NoWait), destroy the loop; and, armed before a run,
 // actions done from inside callbacks: stop or destroy the watcher itself or
@@ -57,6 +58,10 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
@@ -160,6 +165,56 @@ std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   return std::strtoull(v, nullptr, 0);
 }
 
+// A second thread that runs a job on request and returns when it is done:
+// the model's posts come from it, as other threads' posts do.
+class Poster {
+ public:
+  Poster() : thread_([this] { serve(); }) {}
+  ~Poster() {
+    {
+      std::lock_guard lock(mutex_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void run(std::function<void()> job) {
+    std::unique_lock lock(mutex_);
+    job_ = std::move(job);
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return !job_; });
+  }
+
+ private:
+  void serve() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [this] { return quit_ || job_; });
+      if (quit_) return;
+      job_();
+      job_ = nullptr;
+      cv_.notify_all();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::function<void()> job_;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
+// Counts its destruction unless moved from: a posted function is destroyed
+// once, run or not.
+struct Gone {
+  std::uint64_t* count;
+  explicit Gone(std::uint64_t* c) noexcept : count(c) {}
+  Gone(Gone&& o) noexcept : count(std::exchange(o.count, nullptr)) {}
+  Gone& operator=(Gone&&) = delete;
+  ~Gone() {
+    if (count != nullptr) ++*count;
+  }
+};
+
 class Model {
  public:
   Model(std::uint64_t seed, std::uint64_t ops) : seed_(seed), ops_(ops), rng_(seed) {}
@@ -230,6 +285,8 @@ class Model {
   void op_again(int k);
   void op_make_ready();
   void op_drain();
+  void op_post();
+  void check_posts(bool threw);
   void op_run();
   void op_destroy_loop();
   void arm_actions();
@@ -265,6 +322,10 @@ class Model {
 
   // libev's wakeup pipe of the current loop, and its per-loop flags.
   bool pipe_dirty_ = false, sig_pending_ = false, async_pending_ = false;
+  // Functions posted from the poster thread to the current loop: how many,
+  // how many ran (each checks it is the next), how many were destroyed.
+  Poster poster_;
+  std::uint64_t posted_ = 0, posts_ran_ = 0, posts_gone_ = 0;
   // libev's process-wide "signal received" flags (they outlive loops).
   bool sig_flag_[NSIG] = {};
   // libev clears a pending event by pointing its queue entry at a dummy
@@ -286,7 +347,7 @@ class Model {
   // Coverage figures, printed at the end.
   std::uint64_t by_kind_[kKinds] = {};
   std::uint64_t by_phase_[3] = {};
-  std::uint64_t acts_ = 0, throws_ = 0, loops_destroyed_ = 0, once_runs_ = 0;
+  std::uint64_t acts_ = 0, throws_ = 0, loops_destroyed_ = 0, once_runs_ = 0, posts_total_ = 0;
 };
 
 void Model::fail(const char* fmt, ...) {
@@ -925,6 +986,42 @@ void Model::op_drain() {
   }
 }
 
+// 1-8 functions posted from the poster thread. Each must run once, on this
+// thread, inside run(), after the ones posted before it; the post dirties the
+// wakeup pipe as an Async send does.
+void Model::op_post() {
+  const int n = 1 + static_cast<int>(below(8));
+  trace("post", -1, n);
+  const evw::LoopHandle handle = loop_->handle();
+  const std::uint64_t first = posted_;
+  bool refused = false;
+  poster_.run([&] {
+    for (int i = 0; i < n; ++i)
+      if (!handle.post([this, seq = first + i, gone = Gone(&posts_gone_)] {
+            if (!in_run_) fail("posted function %" PRIu64 " ran outside run()", seq);
+            if (seq != posts_ran_) fail("posted function %" PRIu64 " ran as number %" PRIu64, seq, posts_ran_);
+            ++posts_ran_;
+          }))
+        refused = true;
+  });
+  if (refused) return fail("a post to a live loop was refused");
+  posted_ += static_cast<std::uint64_t>(n);
+  posts_total_ += static_cast<std::uint64_t>(n);
+  pipe_dirty_ = true;
+}
+
+// After a run(): every post ran (and was destroyed), unless a callback threw
+// before the posts' turn; then the rest waits for the next run(), whose pipe
+// is dirty again.
+void Model::check_posts(bool threw) {
+  if (posts_ran_ > posted_) return fail("%" PRIu64 " posts ran, %" PRIu64 " were posted", posts_ran_, posted_);
+  if (!threw && posts_ran_ != posted_)
+    return fail("run() returned with %" PRIu64 " of %" PRIu64 " posts run", posts_ran_, posted_);
+  if (posts_gone_ != posts_ran_)
+    return fail("%" PRIu64 " posted functions destroyed, %" PRIu64 " ran", posts_gone_, posts_ran_);
+  if (posts_ran_ < posted_) pipe_dirty_ = true;
+}
+
 void Model::op_destroy_loop() {
   trace("destroy-loop", -1);
   ++loops_destroyed_;
@@ -936,6 +1033,10 @@ void Model::op_destroy_loop() {
   for (Slot& s : slots_)
     if (s.used && s.loop_owned) s.w = nullptr;
   loop_.reset();
+  // Posts still queued are destroyed, not run.
+  if (posts_gone_ != posted_)
+    fail("the loop's destruction left %" PRIu64 " of %" PRIu64 " posted functions alive", posted_ - posts_gone_, posted_);
+  posted_ = posts_ran_ = posts_gone_ = 0;
   for (int k = 0; k < kSlots; ++k) {
     Slot& s = slots_[k];
     if (!s.used) continue;
@@ -1017,6 +1118,7 @@ void Model::op_run() {
   deliveries_ += log_.size();
   for (Slot& s : slots_) s.act = Act::None;
   check_run(threw, thrown, returned, iter_before);
+  check_posts(threw);
   in_run_ = false;
   dummies_ = 0;  // the dispatch consumed them
 }
@@ -1262,6 +1364,7 @@ void Model::step() {
   if (r < 3) return op_destroy_loop();
   if (r < 250) return op_run();
   if (r < 370) return op_make_ready();
+  if (r < 373) return op_post();  // rare: each is a round trip to another thread
   if (r < 430) return op_drain();
   if (!s.used) return op_create(k);
   if (r < 480) return op_destroy(k);
@@ -1315,6 +1418,7 @@ std::string Model::run() {
     }
   if (!failed() && loop_->watcher_count() != 0) fail("watchers left after destroying all: %zu", loop_->watcher_count());
   loop_.reset();
+  if (!failed() && posts_gone_ != posted_) fail("posted functions left alive with the loop: %" PRIu64, posted_ - posts_gone_);
   for (Pair& p : pairs_) p = Pair{};
   for (Tcp& t : tcps_) t = Tcp{};
   seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -1359,6 +1463,7 @@ TEST_CASE("model: random operations on nine watcher types agree with a reference
               std::to_string(model.by_phase_[1]) + "/" + std::to_string(model.by_phase_[2]) +
               "; in-callback actions " + std::to_string(model.acts_) + " (throws " +
               std::to_string(model.throws_) + "); run(Run::Once) " + std::to_string(model.once_runs_) +
-              "; loops destroyed " + std::to_string(model.loops_destroyed_);
+              "; loops destroyed " + std::to_string(model.loops_destroyed_) + "; posted from a thread " +
+              std::to_string(model.posts_total_);
   MESSAGE(coverage);
 }
