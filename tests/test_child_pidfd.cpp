@@ -277,3 +277,21 @@ TEST_CASE("Child pidfd: destroyed in its own callback; the child_exit awaitable 
   loop.run(evw::Run::NoWait);
   CHECK(threw);
 }
+
+TEST_CASE("a moved Child of the pidfd form keeps its pidfd and reports the exit from the new object") {
+  REQUIRE_PIDFD();
+  evw::Loop loop;
+  Kid kid([] { ::_exit(5); });
+  int calls = 0;
+  evw::Child a(loop, kid.pid(), [&](evw::Child&, int) { ++calls; });
+  a.start();
+  evw::Child b(std::move(a));
+  CHECK(b.uses_pidfd());
+  CHECK(b.is_active());
+  CHECK_FALSE(a.is_active());
+  kid.release();
+  CHECK(run_until(loop, [&] { return calls == 1; }, 5.0));
+  REQUIRE(WIFEXITED(b.rstatus()));
+  CHECK(WEXITSTATUS(b.rstatus()) == 5);
+  CHECK_FALSE(b.error());
+}

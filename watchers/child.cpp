@@ -149,7 +149,35 @@ Child::Child(Loop& loop, int pid, bool trace, Callback cb)
 
 Child::~Child() { stop(); }
 
-Child::Child(Child&& other) : Watcher(std::move(other), &ev_) { finish_move(other, sizeof ev_); }
+Child::Child(Child&& other)
+    : Watcher(std::move(other), &ev_), pidfd_form_(other.pidfd_form_), error_(other.error_) {
+  auto* io = detail::ChildPidfd::io(*this);
+  ev_init(io, detail::ChildPidfd::on_readable);
+  io->data = this;
+  finish_move(other, sizeof ev_);
+}
+
+// The pidfd form: the old watcher's ev_io stops, its pidfd stays open for the
+// new one. An exit seen but not yet reaped is seen again: the pidfd of a
+// zombie stays readable.
+void Child::rehome_stop_impl() noexcept {
+  if (pidfd_form_) ev_io_stop(raw_loop(), detail::ChildPidfd::io(*this));
+  else ev_child_stop(raw_loop(), detail::ev_of<ev_child>(*this));
+}
+
+void Child::rehome_start_impl(WatcherBase& from, bool active) noexcept {
+  auto& old = static_cast<Child&>(from);
+  if (!pidfd_form_) {
+    if (active) ev_child_start(raw_loop(), detail::ev_of<ev_child>(*this));
+    return;
+  }
+  pidfd_ = std::exchange(old.pidfd_, -1);
+  if (!active) return;
+  auto* io = detail::ChildPidfd::io(*this);
+  ev_io_set(io, pidfd_, EV_READ);
+  ev_set_priority(io, priority());
+  ev_io_start(raw_loop(), io);
+}
 
 void Child::set(int pid, bool trace) {
   check(pid);

@@ -83,6 +83,9 @@ class Child final : public detail::Watcher<Child> {
   void check_priority(int pri) const override;
   void start_impl() override;
   void stop_impl() noexcept override;
+  // A move of the pidfd form hands the pidfd over (no close and reopen).
+  void rehome_stop_impl() noexcept override;
+  void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
   detail::EvStorage<56> ev_;
   // The pidfd form (loops other than the default one): its own ev_io on the
   // pidfd; the status is delivered by feeding ev_, which is never started.
