@@ -9,13 +9,15 @@
 # header); KVER defaults to auto here, so that CI follows the archive once Debian
 # supersedes the pinned kernel instead of failing to download it.
 
-# The differential test (tests/kernel/differential/): the same sysfs scenarios against
-# evw's FUSE simulator on the host and against the kernel in the guest, compared.
-SYSFS_SCENARIOS   := $(BUILD)/sysfs-scenarios
+#
+# Then the differential test (tests/kernel/differential/): one script of raw sysfs
+# operations against evw's FUSE simulator on the host and against the kernel in the
+# guest, compared scenario by scenario.
 
 KERNEL_SUITE_SRCS := $(wildcard tests/kernel/*.cpp)
 KERNEL_SUITE_OBJS := $(KERNEL_SUITE_SRCS:%.cpp=$(BUILD)/obj/%.o) $(BUILD)/obj/tests/main.o
 KERNEL_SUITE      := $(BUILD)/evw-kernel-tests
+SYSFS_SCENARIOS   := $(BUILD)/sysfs-scenarios
 KERNEL_RESULTS    := $(BUILD)/results-kernel
 KVER              ?= auto
 export KSERIES KVER PKGVER KGPIO_CACHE KGPIO_LINES KGPIO_TIMEOUT
