@@ -10,7 +10,9 @@
 // std::logic_error, the destructor is safe, and move-assigning into it makes
 // it a full watcher again. Moving a watcher from inside its own callback
 // (directly, or through a std::vector that grows there) and moving a
-// loop-owned watcher (Loop::add) throw std::logic_error. A watcher whose Loop
+// loop-owned watcher (Loop::add) throw std::logic_error. (A std::vector whose
+// growth throws so keeps only its basic guarantee: the elements it had moved
+// before the running watcher's are left moved-from.) A watcher whose Loop
 // was destroyed is "detached" too: start() and feed() throw
 // std::logic_error, everything else (stop, accessors, the destructor) stays
 // safe.
