@@ -23,10 +23,11 @@ else
 
 # One program per (workload, event loop); the pipe-chain programs take -t for the +timer variant.
 BENCH_PROGS := pipe_epoll pipe_libev pipe_evpp pipe_libuv pipe_libevent \
-               oob_epoll oob_libev_nested oob_libev_nested_cb oob_libuv
+               oob_epoll oob_libev_nested oob_libev_nested_cb oob_libuv \
+               post_libuv post_asio
 
 # The evw programs join as soon as the watchers they use exist in the tree.
-BENCH_EVW_PROGS := pipe_evw pipe_coro oob_evw
+BENCH_EVW_PROGS := pipe_evw pipe_coro oob_evw post_evw
 
 BENCH_LIBS_pipe_libev       := -lev
 BENCH_LIBS_pipe_evpp        := -lev
@@ -35,6 +36,8 @@ BENCH_LIBS_pipe_libevent    := -levent_core
 BENCH_LIBS_oob_libev_nested := -lev
 BENCH_LIBS_oob_libev_nested_cb := -lev
 BENCH_LIBS_oob_libuv        := -luv
+BENCH_LIBS_post_libuv       := -luv -pthread
+BENCH_LIBS_post_asio        := -pthread
 
 .PHONY: bench bench-build
 
@@ -52,10 +55,13 @@ $(BENCH_BIN)/%: bench/%.c bench/common.h | $(BENCH_BIN)
 $(BENCH_BIN)/%: bench/%.cpp bench/common.h | $(BENCH_BIN)
 	$(CXX) $(BENCH_CXXFLAGS) -o $@ $< $(BENCH_LIBS_$*)
 
+# The cross-thread post programs share one more header.
+$(addprefix $(BENCH_BIN)/,post_libuv post_asio post_evw): bench/post_common.h
+
 ifneq ($(BENCH_EVW_PROGS),)
 $(addprefix $(BENCH_BIN)/,$(BENCH_EVW_PROGS)): $(BENCH_BIN)/%: bench/%.cpp bench/common.h \
                                                  $(BUILD)/libevw.a $(PUBLIC_HEADERS) | $(BENCH_BIN)
-	$(CXX) $(BENCH_CXXFLAGS) -I$(BUILD)/include -o $@ $< $(BUILD)/libevw.a -lev
+	$(CXX) $(BENCH_CXXFLAGS) -I$(BUILD)/include -o $@ $< $(BUILD)/libevw.a -lev -pthread
 endif
 endif
 

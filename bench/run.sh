@@ -13,7 +13,8 @@
 # A program that fails or handles a number of events other than its budget makes the script
 # exit non-zero. The targets are reported as PASS/FAIL and never fail the script.
 #
-# Environment: PIPE_N PIPE_A PIPE_EVENTS OOB_N OOB_A OOB_EVENTS BENCH_WALL_RUNS, VALGRIND.
+# Environment: PIPE_N PIPE_A PIPE_EVENTS OOB_N OOB_A OOB_EVENTS POST_PRODUCERS POST_EVENTS
+# POST_WALL_RUNS BENCH_WALL_RUNS, VALGRIND.
 set -u
 
 BUILD=${1:-build}
@@ -30,6 +31,9 @@ PIPE_EVENTS=${PIPE_EVENTS:-100000}
 OOB_N=${OOB_N:-200}
 OOB_A=${OOB_A:-10}
 OOB_EVENTS=${OOB_EVENTS:-20000}
+POST_PRODUCERS=${POST_PRODUCERS:-4}
+POST_EVENTS=${POST_EVENTS:-1000000}
+POST_WALL_RUNS=${POST_WALL_RUNS:-5}
 BENCH_WALL_RUNS=${BENCH_WALL_RUNS:-3}
 VALGRIND=${VALGRIND:-valgrind}
 
@@ -38,6 +42,7 @@ TARGET_IO_VS_LIBEV=1.07
 TARGET_CORO_VS_IO=1.25
 TARGET_PRI_VS_NESTED=1.10
 TARGET_PRI_VS_LIBUV=0.75
+TARGET_POST_VS_ASIO=1.00
 
 # Build what is missing when run by hand; under make, `bench` already depends on `bench-build`.
 if [ -z "${MAKELEVEL:-}" ]; then
@@ -176,12 +181,51 @@ targets_oob() {
     esac
 }
 
+# Cross-thread posts: instructions per post (every thread) and posts per second (best native
+# run), both against asio.
+post_table() {
+    local row label prog
+    local -A ir=() wall=() rss=() fds=() status=()
+    local BENCH_WALL_RUNS=$POST_WALL_RUNS  # seen by measure(): throughput is the noisiest column
+    for row in "$@"; do
+        IFS='|' read -r label prog <<<"$row"
+        measure "$prog" "$prog" "$POST_EVENTS" -p "$POST_PRODUCERS" -e "$POST_EVENTS"
+        ir[$label]=$IR wall[$label]=$WALL rss[$label]=$RSS fds[$label]=$FDS status[$label]=$STATUS
+    done
+    echo
+    echo "### Cross-thread posts ($POST_PRODUCERS producer threads, $POST_EVENTS posts to one loop)"
+    echo
+    echo "| implementation | instructions/post | vs asio | posts/s (best of $BENCH_WALL_RUNS, noisy) | vs asio | target | peak RSS (KiB) | fds |"
+    echo "|---|---:|---:|---:|---:|---|---:|---:|"
+    local asio_rate="" rate target
+    [ -n "${wall[asio]:-}" ] && asio_rate=$(awk -v w="${wall[asio]}" 'BEGIN { printf "%.0f", 1e9 / w }')
+    for row in "$@"; do
+        IFS='|' read -r label prog <<<"$row"
+        if [ -z "${ir[$label]}" ]; then
+            echo "| $label | ${status[$label]} | | | | | | |"
+            continue
+        fi
+        rate=$(awk -v w="${wall[$label]}" 'BEGIN { printf "%.0f", 1e9 / w }')
+        target=""
+        if [ "$label" = evw ]; then
+            target="$(check "${ir[$label]}" "${ir[asio]:-}" "$TARGET_POST_VS_ASIO") instr vs asio; "
+            target+=$(awk -v a="$rate" -v b="${asio_rate:-0}" \
+                'BEGIN { printf "%s (≥ 1.00×) posts/s vs asio", (b > 0 && a >= b) ? "PASS" : "FAIL" }')
+        fi
+        local note=""
+        [ "${status[$label]}" = ok ] || note=" (${status[$label]})"
+        echo "| $label$note | ${ir[$label]} | $(ratio "${ir[$label]}" "${ir[asio]:-}") | $rate |" \
+             "$(ratio "$rate" "$asio_rate") | $target | ${rss[$label]} | ${fds[$label]} |"
+    done
+}
+
 machine() {
     local cpu
     cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); ${cpu:-unknown CPU}, $(nproc) CPUs; Linux $(uname -r);" \
          "$(${CC:-cc} --version 2>/dev/null | head -n1); $("$VALGRIND" --version);" \
-         "libev $(pkg_version libev-dev), libuv $(pkg_version libuv1-dev), libevent $(pkg_version libevent-dev)"
+         "libev $(pkg_version libev-dev), libuv $(pkg_version libuv1-dev), libevent $(pkg_version libevent-dev)," \
+         "asio $(pkg_version libasio-dev)"
 }
 pkg_version() {
     dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"
@@ -220,10 +264,16 @@ pkg_version() {
         "libuv|oob_libuv|" \
         "evw|oob_evw|"
 
+    post_table \
+        "asio|post_asio" \
+        "libuv|post_libuv" \
+        "evw|post_evw"
+
     echo
     echo "Targets: evw Io ≤ $TARGET_IO_VS_LIBEV× raw libev (workload 1);" \
          "evw coroutines ≤ $TARGET_CORO_VS_IO× evw Io (workload 1);" \
-         "evw Priority ≤ $TARGET_PRI_VS_NESTED× nested epoll and ≤ $TARGET_PRI_VS_LIBUV× libuv (workload 2)."
+         "evw Priority ≤ $TARGET_PRI_VS_NESTED× nested epoll and ≤ $TARGET_PRI_VS_LIBUV× libuv (workload 2);" \
+         "evw post ≤ asio's instructions per post and ≥ its posts per second."
     echo "Wall clock: best of $BENCH_WALL_RUNS native runs of the measured loop, kernel time included; noisy."
 } >"$RESULTS"
 

@@ -44,7 +44,8 @@ class Loop {
   Loop& operator=(const Loop&) = delete;
 
   /// @brief The process-wide default loop, created on first use. Child
-  /// watchers live only here; it owns SIGCHLD.
+  /// watchers live only here (libev reaps children through its own SIGCHLD
+  /// watcher, which evw's signal handler keeps informed).
   static Loop& default_loop();
 
   /// @brief Run the loop: until no active watcher remains (and no posted

@@ -20,14 +20,28 @@
 namespace {
 
 struct Counted {
-  static std::atomic<long> alive;
+  static std::atomic<long> alive, made;  // alive now; made by the Counted(int) constructor so far
   int value;
-  explicit Counted(int v) : value(v) { ++alive; }
+  explicit Counted(int v) : value(v) {
+    ++alive;
+    ++made;
+  }
   Counted(Counted&& o) noexcept : value(o.value) { ++alive; }
   Counted(const Counted& o) : value(o.value) { ++alive; }
   ~Counted() { --alive; }
 };
-std::atomic<long> Counted::alive{0};
+std::atomic<long> Counted::alive{0}, Counted::made{0};
+
+// Waits until the work has made `n` results (and so has posted, or tried to
+// post, what it made), running the loop meanwhile if there is one; then until
+// every one is destroyed.
+bool all_made_and_gone(long n, evw::Loop* loop = nullptr) {
+  for (int i = 0; i < 5000 && (Counted::made < n || Counted::alive != 0); ++i) {
+    if (loop != nullptr) loop->run(evw::Run::NoWait);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return Counted::made >= n && Counted::alive == 0;
+}
 
 }  // namespace
 
@@ -129,6 +143,7 @@ TEST_CASE("WorkPool: a loop destroyed while work runs: done is destroyed, never 
         [&, keep = Counted(2)](evw::Result<Counted>) { ++called; });
     started.get_future().wait();
   }  // the loop goes while the work runs
+  const long made = Counted::made;  // Counted(2) so far: the work waits
   release.set_value();
   // Submitted through a handle from any thread, to a loop that is gone: refused the same way.
   evw::LoopHandle gone;
@@ -137,8 +152,7 @@ TEST_CASE("WorkPool: a loop destroyed while work runs: done is destroyed, never 
     gone = loop.handle();
   }
   std::thread([&] { pool.submit(gone, [] { return Counted(3); }, [&](evw::Result<Counted>) { ++called; }); }).join();
-  for (int i = 0; i < 1000 && Counted::alive != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  CHECK(Counted::alive == 0);  // done and the result destroyed on the pool thread
+  CHECK(all_made_and_gone(made + 2));  // Counted(1) and (3), done and results destroyed on the pool thread
   CHECK(called == 0);
 }
 
@@ -224,14 +238,11 @@ TEST_CASE("offload: a cancelled awaiter drops the result safely") {
       CHECK_FALSE(t.done());
     }  // destroyed while suspended in offload: cancelled
     CHECK_FALSE(loop.run());  // the cancelled wait no longer keeps run() going
+    const long made = Counted::made;
     release.set_value();
     // The result comes and is dropped (on the loop's thread, by a post).
-    for (int i = 0; i < 1000 && Counted::alive != 0; ++i) {
-      loop.run(evw::Run::NoWait);
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    CHECK(all_made_and_gone(made + 1, &loop));
     CHECK_FALSE(resumed);
-    CHECK(Counted::alive == 0);
   }
   SUBCASE("the loop destroyed with spawned tasks awaiting, work still running") {
     std::promise<void> release;
@@ -250,10 +261,10 @@ TEST_CASE("offload: a cancelled awaiter drops the result safely") {
       for (int i = 0; i < 8; ++i) evw::spawn(loop, task());
       loop.run(evw::Run::NoWait);  // the tasks start and suspend
     }  // ~Loop destroys their frames
+    const long made = Counted::made;
     release.set_value();
-    for (int i = 0; i < 1000 && Counted::alive != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CHECK(all_made_and_gone(made + 8));  // the results were destroyed on the pool threads
     CHECK(resumed == 0);
-    CHECK(Counted::alive == 0);  // the results were destroyed on the pool threads
   }
   SUBCASE("when_any with a timeout cancels the offload that loses") {
     evw::Loop loop;
@@ -268,12 +279,9 @@ TEST_CASE("offload: a cancelled awaiter drops the result safely") {
     };
     auto r = evw::sync_wait(loop, evw::with_timeout(loop, std::chrono::milliseconds(10), slow()));
     CHECK_FALSE(r.has_value());
+    const long made = Counted::made;
     release.set_value();
     CHECK_FALSE(loop.run());
-    for (int i = 0; i < 1000 && Counted::alive != 0; ++i) {
-      loop.run(evw::Run::NoWait);
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    CHECK(Counted::alive == 0);
+    CHECK(all_made_and_gone(made + 1, &loop));
   }
 }
