@@ -31,7 +31,11 @@ CXX_TAG   = $(if $(filter g++ c++,$(notdir $(firstword $(CXX)))),,-$(subst ++,,$
 BUILD    ?= $(if $(SAN),build-$(subst $(comma),-,$(SAN)),build)$(CXX_TAG)
 comma    := ,
 CXX      ?= g++
-OPT      ?= -O2
+# Sanitized builds compile at -O1 (what the sanitizers' own docs advise): -O2 with ASan takes
+# four times as long to compile a test file. Test files need no optimizer: -O1, and -O0 under
+# ASan (7 s per file instead of 26 s at -O2), which keeps CI's three builds in its budget.
+OPT      ?= $(if $(SAN),-O1,-O2)
+TEST_OPT ?= $(if $(findstring address,$(SAN)),-O0,-O1)
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
 SANFLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 CXXFLAGS ?= $(OPT) -g
@@ -96,7 +100,7 @@ $(SHARED): $(LIB_OBJS)
 	@ln -sfn $(SONAME) $(BUILD)/libevw.so
 
 # ---- tests -------------------------------------------------------------------
-EXTRA_CXXFLAGS_tests := $(FUSE_CFLAGS)
+EXTRA_CXXFLAGS_tests := $(FUSE_CFLAGS) $(TEST_OPT)
 
 $(TEST_BIN): $(TEST_OBJS) $(STATIC) $(GPIO_SIM_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJS) $(GPIO_SIM_LIB) $(STATIC) $(LIBS) $(FUSE_LIBS)
