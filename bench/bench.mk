@@ -24,10 +24,10 @@ else
 # One program per (workload, event loop); the pipe-chain programs take -t for the +timer variant.
 BENCH_PROGS := pipe_epoll pipe_libev pipe_evpp pipe_libuv pipe_libevent \
                oob_epoll oob_libev_nested oob_libev_nested_cb oob_libuv \
-               post_libuv post_asio
+               post_libuv post_asio scale_libev
 
 # The evw programs join as soon as the watchers they use exist in the tree.
-BENCH_EVW_PROGS := pipe_evw pipe_coro oob_evw post_evw
+BENCH_EVW_PROGS := pipe_evw pipe_coro oob_evw post_evw scale_evw
 
 BENCH_LIBS_pipe_libev       := -lev
 BENCH_LIBS_pipe_evpp        := -lev
@@ -38,10 +38,11 @@ BENCH_LIBS_oob_libev_nested_cb := -lev
 BENCH_LIBS_oob_libuv        := -luv
 BENCH_LIBS_post_libuv       := -luv -pthread
 BENCH_LIBS_post_asio        := -pthread
+BENCH_LIBS_scale_libev      := -lev
 
 .PHONY: bench bench-build
 
-bench-build: $(addprefix $(BENCH_BIN)/,$(BENCH_PROGS) $(BENCH_EVW_PROGS))
+bench-build: $(addprefix $(BENCH_BIN)/,$(BENCH_PROGS) $(BENCH_EVW_PROGS) $(BENCH_EVW_PROGS:%=%_shared))
 
 bench: bench-build
 	bench/run.sh $(BUILD)
@@ -59,9 +60,18 @@ $(BENCH_BIN)/%: bench/%.cpp bench/common.h | $(BENCH_BIN)
 $(addprefix $(BENCH_BIN)/,post_libuv post_asio post_evw): bench/post_common.h
 
 ifneq ($(BENCH_EVW_PROGS),)
+# Each evw program twice: against libevw.a, and against libevw.so as `make install` builds it
+# and `pkg-config --libs evw` links it (what users get; found through an rpath here).
 $(addprefix $(BENCH_BIN)/,$(BENCH_EVW_PROGS)): $(BENCH_BIN)/%: bench/%.cpp bench/common.h \
                                                  $(BUILD)/libevw.a $(PUBLIC_HEADERS) | $(BENCH_BIN)
 	$(CXX) $(BENCH_CXXFLAGS) -I$(BUILD)/include -o $@ $< $(BUILD)/libevw.a -lev -pthread
+
+$(addprefix $(BENCH_BIN)/,$(BENCH_EVW_PROGS:%=%_shared)): $(BENCH_BIN)/%_shared: bench/%.cpp bench/common.h \
+                                                 $(SHARED) $(PUBLIC_HEADERS) | $(BENCH_BIN)
+	$(CXX) $(BENCH_CXXFLAGS) -I$(BUILD)/include -o $@ $< -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -levw -pthread
+
+$(BENCH_BIN)/post_evw_shared: bench/post_common.h
+$(addprefix $(BENCH_BIN)/,scale_libev scale_evw scale_evw_shared): bench/scale.h
 endif
 endif
 

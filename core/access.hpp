@@ -14,7 +14,7 @@ namespace evw::detail {
 
 struct Access {
   static Loop* loop(const WatcherBase& w) noexcept { return w.loop_; }
-  static void* ev(const WatcherBase& w) noexcept { return w.ev_; }
+  static void* ev(const WatcherBase& w) noexcept { return w.ev(); }
   template <class W>
   static typename Watcher<W>::Callback& callback(W& w) noexcept {
     return static_cast<Watcher<W>&>(w).cb_;

@@ -1,5 +1,6 @@
 // evw — the callback holder: any callable `void(W&, int)`, stored in place
-// when small (a capture of up to three pointers), on the heap otherwise.
+// when small (a capture of up to three pointers), on the heap otherwise;
+// 32 bytes.
 //
 // Not std::function: this is on every event's path, and one indirect call
 // with no empty-check is what it costs. Move-only, so move-only captures work.
@@ -50,28 +51,10 @@ class Function<R(Args...)> {
       // Moved as bytes when trivially copyable: all of them, so all initialised.
       if constexpr (std::is_trivially_copyable_v<D> && sizeof(D) < sizeof buf_) std::memset(&buf_, 0, sizeof buf_);
       ::new (static_cast<void*>(&buf_)) D(std::forward<F>(f));
-      call_ = [](void* p, Args... args) -> R {
-        return std::invoke(*static_cast<D*>(p), std::forward<Args>(args)...);
-      };
-      // A trivially copyable callable (a lambda capturing pointers, ints) has
-      // no manager: it moves as bytes and needs no destruction. (Loop::post
-      // moves every posted callable twice.)
-      if constexpr (!std::is_trivially_copyable_v<D>)
-        manage_ = [](void* to, void* from) noexcept {
-          if (to != nullptr) ::new (to) D(std::move(*static_cast<D*>(from)));
-          static_cast<D*>(from)->~D();
-        };
     } else {
       ::new (static_cast<void*>(&buf_)) D*(new D(std::forward<F>(f)));
-      call_ = [](void* p, Args... args) -> R {
-        return std::invoke(**static_cast<D**>(p), std::forward<Args>(args)...);
-      };
-      manage_ = [](void* to, void* from) noexcept {
-        D*& src = *static_cast<D**>(from);
-        if (to != nullptr) ::new (to) D*(src);
-        else delete src;
-      };
     }
+    ops_ = &ops_for<D>;
   }
   /// A callable of the wrong signature: a static_assert says which one is needed.
   template <class F, class D = std::decay_t<F>>
@@ -92,28 +75,59 @@ class Function<R(Args...)> {
   Function& operator=(const Function&) = delete;
   ~Function() { reset(); }
 
-  explicit operator bool() const noexcept { return call_ != nullptr; }
-  R operator()(Args... args) { return call_(&buf_, std::forward<Args>(args)...); }
+  explicit operator bool() const noexcept { return ops_ != nullptr; }
+  R operator()(Args... args) { return ops_->call(&buf_, std::forward<Args>(args)...); }
 
  private:
+  // What a Function does with its callable, one constant table per type D:
+  // call it, and move (to != nullptr) or destroy (to == nullptr) it. A
+  // trivially copyable callable stored in place (a lambda capturing pointers
+  // or ints) has no manager: it moves as bytes and needs no destruction
+  // (Loop::post moves every posted callable twice). One pointer per Function
+  // instead of two keeps watchers small; a call costs one more load.
+  struct Ops {
+    R (*call)(void*, Args...);
+    void (*manage)(void* to, void* from) noexcept;
+  };
   template <class D>
-  static constexpr bool fits = sizeof(D) <= 3 * sizeof(void*) && alignof(D) <= alignof(std::max_align_t) &&
+  static constexpr bool fits = sizeof(D) <= 3 * sizeof(void*) && alignof(D) <= alignof(void*) &&
                                std::is_nothrow_move_constructible_v<D>;
+  template <class D>
+  static R call_in_place(void* p, Args... args) {
+    return std::invoke(*static_cast<D*>(p), std::forward<Args>(args)...);
+  }
+  template <class D>
+  static R call_on_heap(void* p, Args... args) {
+    return std::invoke(**static_cast<D**>(p), std::forward<Args>(args)...);
+  }
+  template <class D>
+  static void manage_in_place(void* to, void* from) noexcept {
+    if (to != nullptr) ::new (to) D(std::move(*static_cast<D*>(from)));
+    static_cast<D*>(from)->~D();
+  }
+  template <class D>
+  static void manage_on_heap(void* to, void* from) noexcept {
+    D*& src = *static_cast<D**>(from);
+    if (to != nullptr) ::new (to) D*(src);
+    else delete src;
+  }
+  template <class D>
+  static constexpr Ops ops_for = fits<D> ? Ops{&call_in_place<D>, std::is_trivially_copyable_v<D> ? nullptr : &manage_in_place<D>}
+                                         : Ops{&call_on_heap<D>, &manage_on_heap<D>};
+
   void reset() noexcept {
-    if (manage_ != nullptr) manage_(nullptr, &buf_);
-    call_ = nullptr;
-    manage_ = nullptr;
+    if (ops_ != nullptr && ops_->manage != nullptr) ops_->manage(nullptr, &buf_);
+    ops_ = nullptr;
   }
   void take(Function& o) noexcept {
-    if (o.manage_ != nullptr) o.manage_(&buf_, &o.buf_);
-    else if (o.call_ != nullptr) std::memcpy(&buf_, &o.buf_, sizeof buf_);  // trivially copyable, in place
-    call_ = std::exchange(o.call_, nullptr);
-    manage_ = std::exchange(o.manage_, nullptr);
+    if (o.ops_ == nullptr) return;
+    if (o.ops_->manage != nullptr) o.ops_->manage(&buf_, &o.buf_);
+    else std::memcpy(&buf_, &o.buf_, sizeof buf_);  // trivially copyable, in place
+    ops_ = std::exchange(o.ops_, nullptr);
   }
 
-  alignas(std::max_align_t) unsigned char buf_[3 * sizeof(void*)];
-  R (*call_)(void*, Args...) = nullptr;
-  void (*manage_)(void* to, void* from) noexcept = nullptr;
+  alignas(void*) unsigned char buf_[3 * sizeof(void*)];
+  const Ops* ops_ = nullptr;
 };
 
 }  // namespace evw::detail

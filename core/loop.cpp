@@ -166,7 +166,7 @@ Loop::~Loop() {
       release(*w, true);
       continue;
     }
-    ev_invoke(raw_, static_cast<ev_watcher*>(w->ev_), EV_CLEANUP);
+    ev_invoke(raw_, static_cast<ev_watcher*>(w->ev()), EV_CLEANUP);
     if (head_ == w) release(*w, true);  // else the callback destroyed it
   }
   if (priority_) priority_->orphan();
@@ -255,7 +255,7 @@ void Loop::fork() {
 
 void Loop::remove(detail::WatcherBase& w) {
   if (w.loop_ != this || !w.owned_)
-    throw std::logic_error(std::string("evw::Loop::remove: the ") + w.kind_ +
+    throw std::logic_error(std::string("evw::Loop::remove: the ") + w.kind() +
                            " watcher is not owned by this loop (create it with Loop::add)");
   std::unique_ptr<detail::WatcherBase>(&w).reset();
 }

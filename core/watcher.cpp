@@ -1,6 +1,7 @@
 #include "watcher.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -14,31 +15,38 @@ namespace evw::detail {
 
 static ev_watcher* as_ev(void* p) noexcept { return static_cast<ev_watcher*>(p); }
 
-WatcherBase::WatcherBase(Loop& loop, void* ev, const char* kind)
-    : loop_(&loop), ev_(ev), kind_(kind) {
-  ev_init(as_ev(ev_), nullptr);
-  as_ev(ev_)->data = this;
+static std::uint32_t offset_of(const WatcherBase* self, const void* ev) noexcept {
+  return static_cast<std::uint32_t>(static_cast<const char*>(ev) - reinterpret_cast<const char*>(self));
+}
+
+WatcherBase::WatcherBase(Loop& loop, void* ev, const char*) : loop_(&loop), ev_offset_(offset_of(this, ev)) {
+  ev_init(as_ev(ev), nullptr);
+  as_ev(ev)->data = this;
   loop.link(*this);
 }
 
-WatcherBase::WatcherBase(WatcherBase&& other, void* ev) : loop_(nullptr), ev_(ev), kind_(other.kind_) {
+WatcherBase::WatcherBase(WatcherBase&& other, void* ev) : loop_(nullptr), ev_offset_(offset_of(this, ev)) {
   check_move(other);
+}
+
+const std::any& WatcherBase::no_data() noexcept {
+  static const std::any none;
+  return none;
 }
 
 void WatcherBase::check_move(const WatcherBase& other) const {
   if (other.loop_ != nullptr && other.loop_->is_running(other))
-    throw std::logic_error(std::string("evw::") + other.kind_ +
+    throw std::logic_error(std::string("evw::") + other.kind() +
                            ": cannot move a watcher from inside its own callback (the callback "
                            "would be destroyed while it runs)");
   if (other.owned_ || owned_)
-    throw std::logic_error(std::string("evw::") + other.kind_ +
+    throw std::logic_error(std::string("evw::") + other.kind() +
                            ": a loop-owned watcher (Loop::add) keeps its address: it can be neither "
                            "moved from nor moved into");
 }
 
 void WatcherBase::finish_move(WatcherBase& other, std::size_t ev_size) noexcept {
   data_ = std::move(other.data_);
-  other.data_.reset();
   moved_ = other.moved_;
   Loop* loop = other.loop_;
   int revents = 0;
@@ -52,10 +60,10 @@ void WatcherBase::finish_move(WatcherBase& other, std::size_t ev_size) noexcept 
     loop->replace(other, *this);
     loop_ = loop;
   }
-  std::memcpy(ev_, other.ev_, ev_size);
-  as_ev(ev_)->active = 0;
-  as_ev(ev_)->pending = 0;
-  as_ev(ev_)->data = this;
+  std::memcpy(ev(), other.ev(), ev_size);
+  as_ev(ev())->active = 0;
+  as_ev(ev())->pending = 0;
+  as_ev(ev())->data = this;
   rehome_start_impl(other, active);
   other.loop_ = nullptr;
   other.moved_ = true;
@@ -70,7 +78,7 @@ WatcherBase::~WatcherBase() {
   // Each watcher's own destructor has stopped it (stop_impl is gone by now).
   if (loop_ != nullptr) {
     loop_->forget_running(*this);
-    ev_clear_pending(loop_->raw(), as_ev(ev_));
+    ev_clear_pending(loop_->raw(), as_ev(ev()));
     if (loop_->failed_) loop_->forget(*this);
     loop_->unlink(*this);
   }
@@ -96,21 +104,21 @@ static_assert(offsetof(ev_watcher, active) == 0 && std::is_same_v<decltype(ev_wa
 
 bool WatcherBase::is_pending() const noexcept { return loop_ != nullptr && pending_impl(); }
 
-int WatcherBase::take_pending() noexcept { return ev_clear_pending(loop_->raw(), as_ev(ev_)); }
+int WatcherBase::take_pending() noexcept { return ev_clear_pending(loop_->raw(), as_ev(ev())); }
 
-bool WatcherBase::pending_impl() const noexcept { return ev_is_pending(as_ev(ev_)); }
+bool WatcherBase::pending_impl() const noexcept { return ev_is_pending(as_ev(ev())); }
 
-int WatcherBase::priority() const noexcept { return ev_priority(as_ev(ev_)); }
+int WatcherBase::priority() const noexcept { return ev_priority(as_ev(ev())); }
 
 void WatcherBase::set_priority(int pri) {
   if (pri < min_priority || pri > max_priority)
-    throw std::out_of_range(std::string("evw::") + kind_ + "::set_priority: priority " +
+    throw std::out_of_range(std::string("evw::") + kind() + "::set_priority: priority " +
                             std::to_string(pri) + " is outside [" + std::to_string(min_priority) +
                             ", " + std::to_string(max_priority) + "]");
   check_priority(pri);
   if (pri == priority()) return;
   Frozen frozen = freeze();
-  ev_set_priority(as_ev(ev_), pri);
+  ev_set_priority(as_ev(ev()), pri);
   thaw(frozen);
 }
 
@@ -122,7 +130,7 @@ Loop& WatcherBase::loop() const {
 void WatcherBase::feed(int revents) {
   require_attached("feed");
   Access::note_feed(*loop_);
-  ev_feed_event(loop_->raw(), ev_, revents);
+  ev_feed_event(loop_->raw(), ev(), revents);
 }
 
 int WatcherBase::clear_pending() noexcept { return loop_ != nullptr ? take_pending() : 0; }
@@ -142,13 +150,13 @@ void WatcherBase::thaw(Frozen frozen) {
 
 void WatcherBase::refeed(int revents) noexcept {
   Access::note_feed(*loop_);
-  ev_feed_event(loop_->raw(), ev_, revents);
+  ev_feed_event(loop_->raw(), ev(), revents);
 }
 
 void WatcherBase::require_attached(const char* what) const {
   if (loop_ == nullptr) [[unlikely]] {
-    if (moved_) throw_moved_from(kind_, what);
-    throw std::logic_error(std::string("evw::") + kind_ + "::" + what +
+    if (moved_) throw_moved_from(kind(), what);
+    throw std::logic_error(std::string("evw::") + kind() + "::" + what +
                            ": the watcher's loop has been destroyed");
   }
 }

@@ -19,9 +19,12 @@
 #pragma once
 
 #include <any>
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include "events.hpp"
@@ -73,9 +76,15 @@ class WatcherBase {
   /// event is kept and delivered once at the new priority.
   /// @throws std::out_of_range unless min_priority <= pri <= max_priority.
   void set_priority(int pri);
-  /// @brief User data, free for the application.
-  std::any& data() noexcept { return data_; }
-  const std::any& data() const noexcept { return data_; }
+  /// @brief User data, free for the application. Allocated at the first
+  /// call (a watcher that never uses it carries one pointer for it).
+  /// @throws std::bad_alloc at that first call.
+  std::any& data() {
+    if (!data_) data_ = std::make_unique<std::any>();
+    return *data_;
+  }
+  /// @brief User data; an empty std::any if none was ever set.
+  const std::any& data() const noexcept { return data_ ? *data_ : no_data(); }
   /// @brief The loop this watcher belongs to.
   /// @throws std::logic_error if the loop was destroyed.
   Loop& loop() const;
@@ -142,27 +151,59 @@ class WatcherBase {
   // Feed revents to this watcher from outside libev's dispatch.
   void refeed(int revents) noexcept;
   struct ::ev_loop* raw_loop() const noexcept;
-  const char* kind() const noexcept { return kind_; }
-  void* ev() const noexcept { return ev_; }
+  // "Io", "Timer", … for error messages (Watcher<W> names W).
+  virtual const char* kind() const noexcept = 0;
+  // The embedded libev watcher: at a fixed offset from the object.
+  void* ev() const noexcept {
+    return const_cast<char*>(reinterpret_cast<const char*>(this)) + ev_offset_;
+  }
 
  private:
   friend class evw::Loop;
   friend struct Access;
 
+  static const std::any& no_data() noexcept;
+
+  // 48 bytes with the vtable pointer (sizes: README "Watcher sizes").
   Loop* loop_;
-  void* ev_;           // the embedded libev watcher
-  const char* kind_;   // "Io", "Timer", … for error messages
   WatcherBase* prev_ = nullptr;
   WatcherBase* next_ = nullptr;
-  bool owned_ = false;  // created by Loop::add, deleted by the loop
-  bool moved_ = false;  // detached by a move (not by its loop's destruction)
-  std::any data_;
+  std::unique_ptr<std::any> data_;
+  std::uint32_t ev_offset_;  // of the embedded libev watcher, from this
+  bool owned_ = false;       // created by Loop::add, deleted by the loop
+  bool moved_ = false;       // detached by a move (not by its loop's destruction)
+
+ protected:
+  // Two spare bytes, for a flag of the derived type's (Signal's).
+  bool derived_flag_ = false;
 };
 
 // Inline (coroutines ask on every event). libev's flag: every libev watcher
 // struct starts with `int active` (EV_WATCHER; checked in watcher.cpp).
-inline bool WatcherBase::active_impl() const noexcept { return *static_cast<const int*>(ev_) != 0; }
+inline bool WatcherBase::active_impl() const noexcept { return *static_cast<const int*>(ev()) != 0; }
 inline bool WatcherBase::is_active() const noexcept { return loop_ != nullptr && active_impl(); }
+
+// W's unqualified name, at compile time, from the compiler's own spelling of
+// the function's signature (g++ and clang both say "W = evw::Io"): the name
+// costs no byte per watcher.
+template <class W>
+constexpr std::string_view signature_naming() noexcept {
+  return __PRETTY_FUNCTION__;
+}
+template <class W>
+struct TypeName {
+  static constexpr std::string_view full = signature_naming<W>();
+  static constexpr std::size_t from = full.find("W = ") + 4;
+  static constexpr std::string_view qualified = full.substr(from, full.find_first_of(";]", from) - from);
+  static constexpr std::size_t colons = qualified.rfind("::");
+  static constexpr std::string_view name =
+      colons == std::string_view::npos ? qualified : qualified.substr(colons + 2);
+  static constexpr std::array<char, name.size() + 1> text = [] {
+    std::array<char, name.size() + 1> a{};
+    for (std::size_t i = 0; i < name.size(); ++i) a[i] = name[i];
+    return a;
+  }();
+};
 
 /// The typed part: the callback `void(W&, int revents)`.
 template <class W>
@@ -214,6 +255,7 @@ class Watcher : public WatcherBase {
   // For evw's own relays (Gpio::edge()): put cb (not empty) in place of the
   // callback and hand the old one back. Never while the callback runs.
   Callback exchange_callback(Callback cb) noexcept { return std::exchange(cb_, std::move(cb)); }
+  const char* kind() const noexcept final { return TypeName<W>::text.data(); }
 
  private:
   friend struct Access;

@@ -69,8 +69,8 @@ int Signal::signum() const noexcept { return detail::ev_of<ev_signal>(*this)->si
 // which is_active() reads, and one reference on the loop, so that run() goes
 // on while it is active.
 void Signal::start_impl() {
-  detail::watch_signal(detail::Access::wakeup(loop()), *this, signum(), carried_);
-  carried_ = false;
+  detail::watch_signal(detail::Access::wakeup(loop()), *this, signum(), carried());
+  carried() = false;
   detail::ev_of<ev_signal>(*this)->active = 1;
   ev_ref(raw_loop());
 }
@@ -89,7 +89,7 @@ void Signal::rehome_start_impl(WatcherBase& from, bool active) noexcept {
   detail::ev_of<ev_signal>(*this)->active = 1;
   detail::unwatch_signal(wakeup, old, signum());  // not the last watcher: nothing to carry
   detail::ev_of<ev_signal>(old)->active = 0;
-  old.carried_ = false;
+  old.carried() = false;
 }
 
 // Also the first half of the freeze guard (set_priority, set): a signal the
@@ -98,14 +98,14 @@ void Signal::rehome_start_impl(WatcherBase& from, bool active) noexcept {
 void Signal::stop_impl() noexcept {
   ev_unref(raw_loop());
   detail::ev_of<ev_signal>(*this)->active = 0;
-  carried_ = detail::unwatch_signal(detail::Access::wakeup(*detail::Access::loop(*this)), *this, signum());
+  carried() = detail::unwatch_signal(detail::Access::wakeup(*detail::Access::loop(*this)), *this, signum());
 }
 
 // stop() only: a signal received while this was the loop's last watcher of
 // it, and not yet dispatched, is dropped — never reported later to a watcher
 // started afterwards, here or in another loop.
 void Signal::discard_impl() noexcept {
-  carried_ = false;
+  carried() = false;
   detail::drop_signal(detail::Access::wakeup(*detail::Access::loop(*this)), *this, signum());
 }
 

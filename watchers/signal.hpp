@@ -55,7 +55,9 @@ class Signal final : public detail::Watcher<Signal> {
   void rehome_stop_impl() noexcept override;
   void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
   detail::EvStorage<48> ev_;
-  bool carried_ = false;  // received for this watcher between stop_impl and start_impl
+  // derived_flag_ (WatcherBase's spare byte): received for this watcher
+  // between stop_impl and start_impl.
+  bool& carried() noexcept { return derived_flag_; }
 };
 
 }  // namespace evw

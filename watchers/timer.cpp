@@ -1,6 +1,9 @@
 #include "timer.hpp"
 
+#include <bit>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -12,9 +15,26 @@ static_assert(sizeof(detail::EvStorage<48>) >= sizeof(ev_timer));
 
 namespace {
 
-void timer_callback(struct ev_loop*, ev_timer* w, int revents) noexcept {
-  detail::dispatch(*static_cast<Timer*>(w->data), revents);
+}  // namespace
+
+// The Timer around an ev_timer: container_of. offsetof on a class with
+// virtual functions is conditionally supported; g++ and clang support it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+Timer& Timer::from_ev(void* w) noexcept {
+  return *reinterpret_cast<Timer*>(static_cast<char*>(w) - offsetof(Timer, ev_));
 }
+#pragma GCC diagnostic pop
+
+double Timer::after() const noexcept {
+  return std::bit_cast<double>(reinterpret_cast<std::uintptr_t>(detail::ev_of<ev_timer>(*this)->data));
+}
+
+void Timer::set_after(double after) noexcept {
+  detail::ev_of<ev_timer>(*this)->data = reinterpret_cast<void*>(std::bit_cast<std::uintptr_t>(after));
+}
+
+namespace {
 
 std::string number(double v) {
   char buf[32];
@@ -37,21 +57,26 @@ void check(double after, double repeat) {
 }  // namespace
 
 Timer::Timer(Loop& loop, Seconds after, Seconds repeat, Callback cb)
-    : Watcher(loop, &ev_, "Timer", std::move(cb)), after_(after) {
+    : Watcher(loop, &ev_, "Timer", std::move(cb)) {
   check(after, repeat);
   auto* w = detail::ev_of<ev_timer>(*this);
   ev_timer_set(w, after, repeat);
-  ev_set_cb(w, timer_callback);
+  set_after(after);
+  ev_set_cb(w, [](struct ev_loop*, ev_timer* t, int revents) noexcept { detail::dispatch(from_ev(t), revents); });
 }
 
 Timer::~Timer() { stop(); }
 
-Timer::Timer(Timer&& other) : Watcher(std::move(other), &ev_), after_(other.after_) { finish_move(other, sizeof ev_); }
+Timer::Timer(Timer&& other) : Watcher(std::move(other), &ev_) {
+  const double after = other.after();
+  finish_move(other, sizeof ev_);  // points the libev struct's data at this
+  set_after(after);
+}
 
 void Timer::set(Seconds after, Seconds repeat) {
   check(after, repeat);
   Frozen frozen = freeze();
-  after_ = after;
+  set_after(after);
   ev_timer_set(detail::ev_of<ev_timer>(*this), after, repeat);
   thaw(frozen);
 }
@@ -60,11 +85,12 @@ void Timer::restart() {
   Loop* loop = detail::Access::loop(*this);
   if (loop == nullptr) [[unlikely]] require_attached("restart");
   auto* w = detail::ev_of<ev_timer>(*this);
-  if (after_ > 0.0 && !detail::Access::failed(*loop)) [[likely]] {
+  const double after = this->after();
+  if (after > 0.0 && !detail::Access::failed(*loop)) [[likely]] {
     // ev_timer_again re-arms at now + repeat in place (one heap adjustment,
     // not a stop and a start) and drops a pending expiry: lend it `after`.
     const double repeat = w->repeat;
-    w->repeat = after_;
+    w->repeat = after;
     ev_timer_again(loop->raw(), w);
     w->repeat = repeat;
     return;
@@ -72,7 +98,7 @@ void Timer::restart() {
   // after <= 0 (ev_timer_again would stop), or an exception is being
   // reported (stop() also forgets the expiry recorded for the next run()).
   stop();
-  ev_timer_set(w, after_, w->repeat);
+  ev_timer_set(w, after, w->repeat);
   start_impl();
 }
 
@@ -80,7 +106,7 @@ void Timer::restart(Seconds after) {
   if (!std::isfinite(static_cast<double>(after)))
     detail::throw_invalid("Timer", "after", number(after) + " must be finite");
   require_attached("restart");
-  after_ = after;
+  set_after(after);
   restart();
 }
 

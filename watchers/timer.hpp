@@ -50,7 +50,7 @@ class Timer final : public detail::Watcher<Timer> {
   /// @throws std::logic_error if the loop is gone.
   void again();
   /// @brief The delay restart() and start() use, in seconds.
-  double after() const noexcept { return after_; }
+  double after() const noexcept;
   /// @brief Seconds until it fires (0 if it is not active). (ev_timer_remaining)
   double remaining() const noexcept;
   /// @brief The repeat interval in seconds.
@@ -62,8 +62,12 @@ class Timer final : public detail::Watcher<Timer> {
  private:
   void start_impl() override;
   void stop_impl() noexcept override;
+  // libev turns ev_timer's `at` into an absolute time once started, so
+  // `after` is kept apart: in the libev struct's data pointer (as bits),
+  // which a Timer does not need (its callback finds the Timer by offset).
+  static Timer& from_ev(void* w) noexcept;
+  void set_after(double after) noexcept;
   detail::EvStorage<48> ev_;
-  double after_;  // libev turns ev_timer's `at` into an absolute time once started
 };
 
 }  // namespace evw
