@@ -93,7 +93,8 @@ void CgroupEvents::on_condition(int revents) noexcept {
   }
   // Read from offset 0 before calling back: that clears the condition.
   const char* op;
-  if (const int err = file_.reread(scratch_, &op); err != 0) {
+  if (const int err = file_.reread(scratch_, &op, detail::AttrFile::default_max, detail::AttrFile::End::ShortRead);
+      err != 0) {
     error_ = std::error_code(err, std::generic_category());
     stop();  // a removed group stays "ready" forever: do not spin on it
     detail::dispatch(*this, Event::Error);
