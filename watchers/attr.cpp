@@ -11,6 +11,7 @@
 
 #include "../core/access.hpp"
 #include "../core/sys.hpp"
+#include "../coro/edge.hpp"
 
 namespace evw {
 
@@ -154,6 +155,18 @@ Attr::Attr(Loop& loop, std::string path, Callback cb)
 }
 
 Attr::~Attr() { stop(); }
+
+// The file goes along: other is left with none, so its destructor closes nothing.
+Attr::Attr(Attr&& other)
+    : ExceptWatcher(std::move(other), &ev_),
+      file_(std::move(other.file_)),
+      path_(std::move(other.path_)),
+      value_(std::move(other.value_)),
+      scratch_(std::move(other.scratch_)),
+      error_(other.error_) {
+  finish_move(other, sizeof ev_);
+  detail::EdgeHook<Attr>::moved(other, *this);  // a coroutine awaiting next() follows
+}
 
 void Attr::set(std::string path) {
   if (path.empty()) detail::throw_invalid("Attr", "path", "is empty");

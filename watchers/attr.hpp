@@ -170,6 +170,14 @@ class Attr final : public detail::ExceptWatcher<Attr> {
   ///         /sys/fs/cgroup/x/cgroup.events: No such file or directory".
   Attr(Loop& loop, std::string path, Callback cb);
   ~Attr();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, file, active state; a pending event is delivered once,
+  /// from here); `other` is left stopped and empty. The open file goes along
+  /// (nothing is closed or reopened: a latched change stays latched).
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Attr(Attr&& other);
+  Attr& operator=(Attr&& other) { return move_assign(other); }
 
   /// @brief Watch another file; allowed while active or pending (restarts,
   ///        keeps a pending event). The new file is opened and read first:
