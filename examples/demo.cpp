@@ -17,6 +17,8 @@
 #include <exception>
 #include <functional>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <vector>
 
 #include "gpio-sim/gpio_sim.hpp"
@@ -226,6 +228,54 @@ void scene_gpio(evw::Loop& loop) {
   loop.run();
 }
 
+// Not the default loop: Child watches its one child through a pidfd and
+// reaps nothing else (any loop, any thread).
+void scene_child_pidfd(evw::Loop& loop) {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(3);
+  evw::Child child(loop, pid, [](evw::Child& w, int revents) {
+    if (revents & evw::Event::Error) std::printf("  Child: no status: %s\n", w.error().message().c_str());
+    else std::printf("  Child %d exited with status %d, seen through its pidfd\n", w.rpid(), WEXITSTATUS(w.rstatus()));
+  });
+  try {
+    child.start();
+  } catch (const std::system_error& e) {  // ENOSYS before Linux 5.3
+    std::printf("  (pidfd scene not run: %s)\n", e.what());
+    ::waitpid(pid, nullptr, 0);
+    return;
+  }
+  loop.run();  // the watcher stops itself at the exit
+}
+
+// Attr: any sysfs/kernfs file that notifies, read as text at each change
+// (here gpio-sim's `value`, the file Gpio is built on).
+void scene_attr(evw::Loop& loop) {
+  if (auto why = evw::sim::GpioSim::unavailable_reason(); !why.empty()) {
+    std::printf("  (Attr scene not run: %s)\n", why.c_str());
+    return;
+  }
+  constexpr int kLine = 4;
+  auto sim = evw::sim::GpioSim::in_temp_dir();
+  const std::string dir = sim->root() + "/gpio" + std::to_string(kLine);
+  std::ofstream(sim->root() + "/export") << kLine;
+  std::ofstream(dir + "/direction") << "in";
+  std::ofstream(dir + "/edge") << "both";
+  evw::Attr value(loop, dir + "/value", [](evw::Attr& w, int) {
+    std::printf("  Attr: %s changed, now \"%s\"\n", w.path().c_str(), w.value().c_str());
+    if (w.value() == "0") w.stop();
+  });
+  std::printf("  Attr: %s reads \"%s\" at first\n", value.path().c_str(), value.value().c_str());
+  value.start();
+  int level = 0;
+  evw::Timer driver(loop, 0.01, 0.01, [&](evw::Timer& w, int) {
+    sim->set_input(kLine, level ^= 1);
+    if (!value.is_active()) w.stop();
+  });
+  driver.start();
+  loop.run();
+  std::ofstream(sim->root() + "/unexport") << kLine;
+}
+
 evw::Task<int> wait_for_data(evw::Loop& loop, int fd) {
   int revents = co_await evw::readable(loop, fd);
   char buf[16];
@@ -257,9 +307,11 @@ int main() {
       {"Periodic", scene_periodic},
       {"Idle, Prepare, Check", scene_idle_prepare_check},
       {"Child and Async (default loop)", scene_child_async},
+      {"Child in any loop (pidfd)", scene_child_pidfd},
       {"Stat", scene_stat},
       {"Embed and Cleanup", scene_embed_cleanup},
       {"Gpio on the simulator", scene_gpio},
+      {"Attr (a notifying sysfs file, on the simulator)", scene_attr},
       {"coroutines", scene_coroutine},
       {"priorities and errors", scene_priorities_and_errors},
   };

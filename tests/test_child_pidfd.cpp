@@ -69,6 +69,34 @@ TEST_CASE("Child on a non-default loop reports its child's exit status through a
   CHECK_FALSE(loop.run(evw::Run::NoWait));            // nothing left active
 }
 
+// What the default loop's waitpid(-1, ...) does to a pidfd Child's child
+// while it runs (child.hpp's caveat), done here by hand: the child is reaped
+// behind the watcher's back. Its pidfd still becomes readable; waitid says
+// ECHILD; the watcher stops itself and calls back once with Event::Error,
+// error() ECHILD and rpid() the pid, with no status; nothing spins.
+TEST_CASE("Child pidfd: a child reaped by someone else first gives Event::Error (ECHILD) once") {
+  REQUIRE_PIDFD();
+  evw::Loop loop;
+  Kid kid([] { ::_exit(5); });
+  std::vector<int> got;
+  evw::Child child(loop, kid.pid(), [&](evw::Child&, int revents) { got.push_back(revents); });
+  child.start();
+  kid.release();
+  int status = 0;
+  REQUIRE(::waitpid(kid.pid(), &status, 0) == kid.pid());  // the status goes to this waitpid
+  CHECK(WEXITSTATUS(status) == 5);
+  CHECK(run_until(loop, [&] { return !got.empty(); }, 5.0));
+  CHECK(got == std::vector<int>{evw::Event::Error});
+  CHECK(child.error() == std::error_code(ECHILD, std::generic_category()));
+  CHECK(child.rpid() == kid.pid());
+  CHECK(child.rstatus() == 0);
+  CHECK_FALSE(child.is_active());
+  CHECK_FALSE(loop.run(evw::Run::NoWait));  // stopped: nothing left to spin on
+  CHECK(got.size() == 1);
+  // A restart finds no child to open a pidfd for (the pid is gone or not ours).
+  CHECK_THROWS_AS(child.start(), std::system_error);
+}
+
 TEST_CASE("Child pidfd: a signal death; the process's other children are left alone") {
   REQUIRE_PIDFD();
   evw::Loop loop;

@@ -11,14 +11,17 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "../core/sys.hpp"
 #include "../tools/gpio-sim/gpio_sim.hpp"
 #include "support.hpp"
 
@@ -203,6 +206,51 @@ TEST_CASE("Gpio: no spurious event at start, whatever the level") {
     CHECK(seen.calls == 0);
     CHECK(g.value() == level);
   }
+}
+
+namespace {
+
+// Through evw's system-call seam: the first read of `fd` after arming drives
+// the next edge right after it returned, before the watcher could read again.
+struct EdgeAfterRead {
+  static inline evw::sim::GpioSim* sim = nullptr;
+  static inline int fd = -1;
+  static inline int level = 0;
+  static inline evw::detail::sys::Table saved{};
+  static ssize_t read(int f, void* buf, std::size_t n) {
+    const ssize_t r = saved.read(f, buf, n);
+    if (f == fd && r > 0 && sim != nullptr) std::exchange(sim, nullptr)->set_input(9, level);
+    return r;
+  }
+};
+
+}  // namespace
+
+// gpiolib's `value` is a preallocated sysfs attribute: every read, also one
+// at EOF that returns nothing, marks the latest edge seen. The watcher reads
+// once per edge (AttrFile::End::ShortRead): a second read at EOF would take
+// an edge that came between the two without showing its level, and the
+// watcher would stay silent with value() stale.
+TEST_CASE("Gpio: an edge right after the read of the previous one is delivered, with its level") {
+  REQUIRE_GPIO_SIM();
+  sim.set_input(9, 0);
+  evw::Loop loop;
+  Seen seen;
+  evw::Gpio g(loop, 9, config_for(sim, evw::Edge::Both), seen.callback());
+  g.start();
+  EdgeAfterRead::saved = evw::detail::sys::table;
+  EdgeAfterRead::fd = g.fd();
+  EdgeAfterRead::level = 0;
+  evw::detail::sys::table.read = EdgeAfterRead::read;
+  EdgeAfterRead::sim = &sim;  // armed: the read of the first edge drives the second
+  sim.set_input(9, 1);
+  const bool both = run_until(loop, [&] { return seen.calls == 2; });
+  evw::detail::sys::table = EdgeAfterRead::saved;
+  CHECK(EdgeAfterRead::sim == nullptr);  // the hook ran
+  CHECK(both);
+  CHECK(seen.values == std::vector<int>{1, 0});
+  CHECK(g.value() == 0);
+  g.stop();
 }
 
 TEST_CASE("Gpio: 1,000 toggles give exactly 1,000 callbacks and the loop does not spin") {

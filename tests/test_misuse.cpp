@@ -3,9 +3,11 @@
 // every state, watchers and loops destroyed from callbacks (their own and
 // others'), nested run(), loop.stop() variants, exceptions from callbacks,
 // Loop::add/remove misuse, detached watchers — over a few Loops and every
-// watcher type (Gpio excepted: it needs the FUSE simulator; CgroupEvents:
-// it needs a cgroup; Mounts, Attr and Pressure on /proc files, Child on
-// other loops with real short-lived children through pidfds).
+// watcher type (Gpio excepted: it needs the FUSE simulator; CgroupEvents on
+// an empty cgroup the test makes, when cgroup v2 lets it; Mounts, Attr and
+// Pressure on /proc files, Child on other loops with real short-lived
+// children through pidfds), and moves of every one of them (a loop-owned or
+// running watcher must refuse).
 //
 // The contract: evw may throw, but only the std:: types documented for the
 // misuse (std::logic_error and its invalid_argument/out_of_range, and
@@ -45,6 +47,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernel_support.hpp"
 #include "support.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -68,11 +71,11 @@ struct FuzzError {  // what callbacks throw on purpose: not a std::exception
 };
 
 enum Kind { IO, TIMER, SIGNAL, PRIORITY, PERIODIC, IDLE, PREPARE, CHECK, STAT, ASYNC, FORK,
-            CLEANUP, EMBED, CHILD, MOUNTS, ATTR, PRESSURE, KINDS };
+            CLEANUP, EMBED, CHILD, MOUNTS, ATTR, PRESSURE, CGROUP_EVENTS, KINDS };
 const char* const kind_names[] = {"Io",    "Timer", "Signal", "Priority", "Periodic",
                                   "Idle",  "Prepare", "Check", "Stat",   "Async",
                                   "Fork",  "Cleanup", "Embed", "Child",  "Mounts",
-                                  "Attr",  "Pressure"};
+                                  "Attr",  "Pressure", "CgroupEvents"};
 
 constexpr int kLoops = 3;     // slot kLoops is the default loop (never destroyed)
 constexpr int kSlots = 48;    // watchers
@@ -81,6 +84,8 @@ constexpr int kMaxNest = 3;   // run() nesting from callbacks
 
 struct Fuzz;
 Fuzz* g = nullptr;
+// An empty cgroup v2 group the test case made ("" without one): CgroupEvents watches it.
+std::string g_cgroup;
 
 // Lives in a watcher's data(): when the watcher dies (by any hand: ours, its
 // loop's, a callback's), its registry slot empties.
@@ -232,6 +237,12 @@ struct Fuzz {
     if (chance(10)) return path;  // a regular file (if it exists): EPERM at start
     return paths[r(std::size(paths))];
   }
+  // The test's empty group (if any), and directories that are no cgroup v2 group.
+  std::string any_cgroup() {
+    static const char* const others[] = {"", "/nonexistent/evw", "/proc", "/tmp"};
+    if (!g_cgroup.empty() && chance(70)) return g_cgroup;
+    return others[r(std::size(others))];
+  }
   evw::PressureConfig any_pressure() {
     evw::PressureConfig c;
     c.resource = static_cast<evw::Resource>(r(4));  // 3 is no Resource
@@ -351,6 +362,7 @@ struct Fuzz {
           break;
         case ATTR: make<evw::Attr>(slot, kind, li, owned, any_attr_path()); break;
         case PRESSURE: make<evw::Pressure>(slot, kind, li, owned, any_pressure()); break;
+        case CGROUP_EVENTS: make<evw::CgroupEvents>(slot, kind, li, owned, any_cgroup()); break;
         default: break;
       }
     });
@@ -372,6 +384,20 @@ struct Fuzz {
     e.w = nullptr;
   }
 
+  // Moves the watcher into a new one, which takes its slot (its Tag goes
+  // along in data()); a loop-owned watcher, or one whose callback runs, refuses.
+  template <class W>
+  void move_watcher(int slot) {
+    Entry& e = slots[slot];
+    const bool owned = !e.holder;
+    auto to = std::make_unique<W>(std::move(static_cast<W&>(*e.w)));
+    if (owned) fail("moving a loop-owned watcher did not throw");
+    std::unique_ptr<WatcherBase> from = std::move(e.holder);
+    e.w = to.get();
+    e.holder = std::move(to);
+    from.reset();  // moved from: empty, its destructor must be safe
+  }
+  void move(int slot);
   void poke(int slot);       // a random call on a watcher
   void specific(int slot);   // a type-specific call
   void fd_op();
@@ -517,10 +543,37 @@ void Fuzz::run_loop(int li, bool from_callback) {
   else run_depth[li] = 0;
 }
 
+void Fuzz::move(int slot) {
+  note("move %s #%d", kind_names[slots[slot].kind], slot);
+  guarded([&] {
+    switch (slots[slot].kind) {
+      case IO: move_watcher<evw::Io>(slot); break;
+      case TIMER: move_watcher<evw::Timer>(slot); break;
+      case SIGNAL: move_watcher<evw::Signal>(slot); break;
+      case PRIORITY: move_watcher<evw::Priority>(slot); break;
+      case PERIODIC: move_watcher<evw::Periodic>(slot); break;
+      case IDLE: move_watcher<evw::Idle>(slot); break;
+      case PREPARE: move_watcher<evw::Prepare>(slot); break;
+      case CHECK: move_watcher<evw::Check>(slot); break;
+      case STAT: move_watcher<evw::Stat>(slot); break;
+      case ASYNC: move_watcher<evw::Async>(slot); break;
+      case FORK: move_watcher<evw::Fork>(slot); break;
+      case CLEANUP: move_watcher<evw::Cleanup>(slot); break;
+      case EMBED: move_watcher<evw::Embed>(slot); break;
+      case CHILD: move_watcher<evw::Child>(slot); break;
+      case MOUNTS: move_watcher<evw::Mounts>(slot); break;
+      case ATTR: move_watcher<evw::Attr>(slot); break;
+      case PRESSURE: move_watcher<evw::Pressure>(slot); break;
+      case CGROUP_EVENTS: move_watcher<evw::CgroupEvents>(slot); break;
+      default: break;
+    }
+  });
+}
+
 void Fuzz::poke(int slot) {
   WatcherBase* w = slots[slot].w;
   const char* k = kind_names[slots[slot].kind];
-  switch (r(9)) {
+  switch (r(10)) {
     case 0: case 1:
       if (on_epoll(w)) break;
       note("start %s #%d", k, slot);
@@ -556,6 +609,7 @@ void Fuzz::poke(int slot) {
       }
       break;
     }
+    case 8: move(slot); break;
     default: specific(slot); break;
   }
 }
@@ -663,6 +717,13 @@ void Fuzz::specific(int slot) {
         auto& w = static_cast<evw::Pressure&>(*base);
         if (chance(50)) w.set(any_pressure());
         (void)w.stats();
+        break;
+      }
+      case CGROUP_EVENTS: {
+        auto& w = static_cast<evw::CgroupEvents&>(*base);
+        if (chance(50)) w.set(any_cgroup());
+        (void)w.populated();
+        (void)w.frozen();
         break;
       }
       default: {
@@ -962,6 +1023,9 @@ TEST_CASE("misuse: random abuse of the API never crashes, aborts, hangs or leaks
   const unsigned long ops = env_number("EVW_OPS", 400);
   MESSAGE("misuse: seeds " << first << ".." << first + seeds - 1 << ", " << ops
                            << " operations each (replay: EVW_SEED=<n> EVW_OPS=" << ops << ")");
+  evw_test::TempCgroup group("evw-misuse");
+  g_cgroup = group.ok() ? group.path() : "";
+  if (!group.ok()) MESSAGE("misuse: CgroupEvents only on paths that are no group: " << group.why());
   unsigned long failed = 0;
   for (unsigned long i = 0; i < seeds; ++i) {
     const std::uint64_t seed = first + i;
@@ -971,5 +1035,6 @@ TEST_CASE("misuse: random abuse of the API never crashes, aborts, hangs or leaks
       FAIL_CHECK("EVW_SEED=" << seed << " EVW_OPS=" << ops << ": " << what);
     }
   }
+  g_cgroup.clear();
   CHECK(failed == 0);
 }

@@ -5,7 +5,9 @@
 // other callbacks; refusals (the running watcher, loop-owned watchers);
 // destroying the loop after a move; the kernel-facing types (Priority over
 // loopback TCP with urgent data, Signal, Child, Stat, Async, Embed, Gpio on
-// gpio-sim, GpioLine) and a coroutine awaiting edge() on a moved watcher.
+// gpio-sim, GpioLine, and the kernel notifications: Attr and CgroupEvents on a
+// real cgroup, Mounts in a private mount namespace, Pressure on a PSI trigger)
+// and a coroutine awaiting edge() on a moved watcher.
 #include <evw/evw.hpp>
 #include <evw/coro/coro.hpp>
 #include <evw/watchers/gpio.hpp>
@@ -20,10 +22,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <any>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -35,6 +41,7 @@
 
 #include "../tools/gpio-sim/gpio_sim.hpp"
 #include "fault.hpp"
+#include "kernel_support.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;
@@ -47,7 +54,8 @@ constexpr bool movable_not_copyable =
       !std::is_copy_assignable_v<W>) && ...);
 static_assert(movable_not_copyable<evw::Io, evw::Timer, evw::Signal, evw::Priority, evw::Periodic, evw::Idle,
                                    evw::Prepare, evw::Check, evw::Child, evw::Stat, evw::Async, evw::Fork,
-                                   evw::Cleanup, evw::Embed, evw::Gpio, evw::GpioLine>);
+                                   evw::Cleanup, evw::Embed, evw::Gpio, evw::GpioLine, evw::Attr,
+                                   evw::CgroupEvents, evw::Mounts, evw::Pressure>);
 
 namespace {
 
@@ -389,6 +397,17 @@ TEST_CASE("move: every watcher type keeps loop, callback, data, priority, active
         def, [&](auto cb) { return evw::Child(def, 4242, true, cb); },
         [](const evw::Child& w) { return std::tuple(w.pid(), w.trace(), w.rpid(), w.rstatus()); },
         evw::Event::Child, evw::max_priority);
+  }
+  SUBCASE("Attr") {
+    // Any file epoll takes will do for the contract (a fed event rereads it).
+    check_move_keeps_all<evw::Attr>(
+        loop, [&](auto cb) { return evw::Attr(loop, "/proc/self/mountinfo", cb); },
+        [](const evw::Attr& w) { return std::tuple(w.path(), w.fd(), w.value()); }, evw::Event::Pri);
+  }
+  SUBCASE("Mounts") {
+    check_move_keeps_all<evw::Mounts>(
+        loop, [&](auto cb) { return evw::Mounts(loop, cb); },
+        [](const evw::Mounts& w) { return std::tuple(w.path(), w.fd(), w.table().size()); }, evw::Event::Pri);
   }
   SUBCASE("GpioLine") {
     Pipe pipe;
@@ -1081,5 +1100,131 @@ TEST_CASE("move: a coroutine awaiting edge() of a GpioLine follows the move; a c
   put(in, 2);
   REQUIRE(run_until(loop, [&] { return calls == 2; }));
   moved_again->stop();
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
+}
+
+TEST_CASE("move: Attr and CgroupEvents on a real cgroup deliver a change of around the move once, from the new objects") {
+  evw_test::TempCgroup group;
+  if (!group.ok()) EVW_SKIP(group.why());
+  evw::Loop loop;
+  std::vector<std::string> values;
+  std::vector<bool> populated;
+  std::vector<const void*> who;
+  auto attr = std::make_unique<evw::Attr>(loop, group.file("cgroup.events"), [&](evw::Attr& w, int revents) {
+    CHECK(revents == evw::Event::Pri);
+    values.push_back(w.value());
+    who.push_back(&w);
+  });
+  auto events = std::make_unique<evw::CgroupEvents>(loop, group.path(), [&](evw::CgroupEvents& w, int revents) {
+    CHECK(revents == evw::Event::Pri);
+    populated.push_back(w.populated());
+    who.push_back(&w);
+  });
+  attr->start();
+  events->start();
+  const int attr_fd = attr->fd(), events_fd = events->fd();
+  evw_test::Kid kid([] { ::pause(); });
+  REQUIRE(group.adopt(kid.pid()) == 0);  // populated 1, before the loop runs
+  std::optional<evw::Attr> moved_attr;
+  std::optional<evw::CgroupEvents> moved_events;
+  {
+    evw_test::Fault no_epoll_ctl(evw_test::Call::epoll_ctl, EIO, evw_test::any_call(), 1,
+                                 evw_test::Fault::kAlways);
+    moved_attr.emplace(std::move(*attr));
+    moved_events.emplace(std::move(*events));
+    CHECK(no_epoll_ctl.matched() == 0);  // the loop's EPOLLPRI table is re-pointed
+  }
+  attr.reset();  // closes nothing
+  events.reset();
+  CHECK(moved_attr->fd() == attr_fd);
+  CHECK(moved_events->fd() == events_fd);
+  CHECK(::fcntl(attr_fd, F_GETFD) >= 0);
+  CHECK(::fcntl(events_fd, F_GETFD) >= 0);
+  REQUIRE(run_until(loop, [&] { return values.size() == 1 && populated.size() == 1; }));
+  CHECK(values[0].rfind("populated 1", 0) == 0);
+  CHECK(populated[0]);
+  CHECK(std::count(who.begin(), who.end(), &*moved_attr) == 1);
+  CHECK(std::count(who.begin(), who.end(), &*moved_events) == 1);
+  settle(loop);
+  CHECK(values.size() == 1);
+  CHECK(populated.size() == 1);
+  ::kill(kid.pid(), SIGKILL);
+  ::waitpid(kid.pid(), nullptr, 0);
+  REQUIRE(run_until(loop, [&] { return values.size() == 2 && populated.size() == 2; }));
+  CHECK(values[1].rfind("populated 0", 0) == 0);
+  CHECK_FALSE(populated[1]);
+  moved_attr->stop();
+  moved_events->stop();
+  CHECK_FALSE(loop.run(evw::Run::NoWait));
+}
+
+TEST_CASE("move: Mounts reports a mount the old watcher had not read, once, from the new object") {
+  EVW_CHECK_NAMESPACE_RESULT(evw_test::in_mount_namespace([]() -> std::string {
+    std::string failure;
+    auto check = [&](bool ok, const char* what) {
+      if (!ok && failure.empty()) failure = what;
+    };
+    evw_test::TempDir dir;
+    evw::Loop loop;
+    int calls = 0;
+    const void* who = nullptr;
+    std::vector<evw::MountChange> last;
+    auto first = std::make_unique<evw::Mounts>(loop, [&](evw::Mounts& w, int) {
+      ++calls;
+      who = &w;
+      last = w.changes();
+    });
+    first->start();
+    const int fd = first->fd();
+    if (::mount("evw-tmpfs", dir.path().c_str(), "tmpfs", 0, nullptr) != 0)
+      return std::string("SKIP: mount tmpfs on ") + dir.path() + ": " + std::strerror(errno);
+    evw::Mounts moved(std::move(*first));
+    first.reset();  // closes neither mountinfo nor its set
+    check(moved.fd() == fd && ::fcntl(fd, F_GETFD) >= 0, "the file did not go along");
+    check(moved.is_active(), "not active after the move");
+    check(run_until(loop, [&] { return calls == 1; }), "no event for the mount");
+    check(who == &moved, "not called back on the new object");
+    check(last.size() == 1 && last[0].kind == evw::MountChange::Kind::Added && last[0].entry.mount_point == dir.path(),
+          "not one Added");
+    settle(loop);
+    check(calls == 1, "a second event for one mount");
+    ::umount(dir.path().c_str());
+    check(run_until(loop, [&] { return calls == 2; }), "no event for the unmount");
+    check(!last.empty() && last[0].kind == evw::MountChange::Kind::Removed, "not Removed");
+    moved.stop();
+    return failure;
+  }));
+}
+
+TEST_CASE("move: Pressure keeps its trigger armed, its file and its state") {
+  if (::access("/proc/pressure/cpu", R_OK) != 0) EVW_SKIP("no /proc/pressure/cpu (a kernel without PSI)");
+  evw::Loop loop;
+  evw::PressureConfig config;
+  config.resource = evw::Resource::Cpu;
+  config.threshold = std::chrono::milliseconds(100);
+  config.window = std::chrono::seconds(2);
+  check_move_keeps_all<evw::Pressure>(
+      loop, [&](auto cb) { return evw::Pressure(loop, config, cb); },
+      [](const evw::Pressure& w) { return std::tuple(w.path(), w.fd(), w.trigger(), w.is_stream()); },
+      evw::Event::Pri);
+  CHECK(loop.watcher_count() == 0);
+}
+
+TEST_CASE("move: a coroutine awaiting next() of an Attr follows the move") {
+  evw::Loop loop;
+  int calls = 0;
+  auto attr = std::make_unique<evw::Attr>(loop, "/proc/self/mountinfo", [&](evw::Attr&, int) { ++calls; });
+  std::optional<evw::Attr> moved;
+  auto waiting = [&]() -> evw::Task<int> { co_return co_await attr->next(); };
+  evw::Timer mover(loop, 0.001, 0.0, [&](evw::Timer&, int) {
+    CHECK(attr->is_active());  // started for the wait
+    moved.emplace(std::move(*attr));
+    attr.reset();
+    moved->feed(evw::Event::Pri);
+  });
+  mover.start();
+  CHECK(evw::sync_wait(loop, waiting()) == evw::Event::Pri);
+  CHECK(calls == 1);
+  CHECK_FALSE(moved->is_active());  // stopped again after the wait, at its new address
   CHECK_FALSE(loop.run(evw::Run::NoWait));
 }

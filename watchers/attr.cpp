@@ -11,6 +11,7 @@
 
 #include "../core/access.hpp"
 #include "../core/sys.hpp"
+#include "../coro/edge.hpp"
 
 namespace evw {
 
@@ -31,7 +32,7 @@ void AttrFile::reset(int fd) noexcept {
   fd_ = fd;
 }
 
-int AttrFile::reread(std::string& text, const char** op, std::size_t max) const noexcept {
+int AttrFile::reread(std::string& text, const char** op, std::size_t max, End end) const noexcept {
   *op = "lseek";
   if (sys::retry_eintr([&] { return sys::lseek(fd_, 0, SEEK_SET); }) < 0) return errno;
   *op = "read";
@@ -56,6 +57,7 @@ int AttrFile::reread(std::string& text, const char** op, std::size_t max) const 
         text.resize(used);
         return EFBIG;
       }
+      if (end == End::ShortRead && static_cast<std::size_t>(n) < room) break;
     }
   } catch (const std::bad_alloc&) {
     text.resize(used <= text.size() ? used : 0);
@@ -123,7 +125,8 @@ void open_attr(AttrFile& file, const std::string& path, int flags, std::string& 
   AttrFile fresh;
   if (const int err = fresh.open(path, flags); err != 0) throw_file_error(kind, "open", path, err);
   const char* op;
-  if (const int err = fresh.reread(text, &op); err != 0) throw_file_error(kind, op, path, err);
+  if (const int err = fresh.reread(text, &op, AttrFile::default_max, AttrFile::End::ShortRead); err != 0)
+    throw_file_error(kind, op, path, err);
   file = std::move(fresh);
 }
 
@@ -152,6 +155,18 @@ Attr::Attr(Loop& loop, std::string path, Callback cb)
 }
 
 Attr::~Attr() { stop(); }
+
+// The file goes along: other is left with none, so its destructor closes nothing.
+Attr::Attr(Attr&& other)
+    : ExceptWatcher(std::move(other), &ev_),
+      file_(std::move(other.file_)),
+      path_(std::move(other.path_)),
+      value_(std::move(other.value_)),
+      scratch_(std::move(other.scratch_)),
+      error_(other.error_) {
+  finish_move(other, sizeof ev_);
+  detail::EdgeHook<Attr>::moved(other, *this);  // a coroutine awaiting next() follows
+}
 
 void Attr::set(std::string path) {
   if (path.empty()) detail::throw_invalid("Attr", "path", "is empty");
@@ -183,7 +198,8 @@ void Attr::on_condition(int revents) noexcept {
   // Read before calling back: it clears the condition (else epoll reports it
   // again at once) and lets the callback see the new text.
   const char* op;
-  if (const int err = file_.reread(scratch_, &op); err != 0) {
+  if (const int err = file_.reread(scratch_, &op, detail::AttrFile::default_max, detail::AttrFile::End::ShortRead);
+      err != 0) {
     error_ = std::error_code(err, std::generic_category());
     stop();  // a gone file stays "ready" forever: do not spin on it
     detail::dispatch(*this, Event::Error);

@@ -23,6 +23,9 @@
 //   their events are lost in the shared EPOLLPRI set; use Mounts and Pressure.
 // - value() is the file's text without its trailing newline(s), as libudev
 //   gives sysfs attributes. Files larger than 1 MiB are refused (EFBIG).
+//   The file is read until a read returns less than asked (an attribute
+//   comes whole; a read more at its end could take a change unseen, see
+//   AttrFile::End): tables that come in pieces (mountinfo) are not for Attr.
 // - If the file goes away (its device or cgroup is removed), kernfs wakes
 //   nobody: no event comes. The next read (an event fed with feed(), or
 //   set()) fails: the watcher stops itself and calls back once with
@@ -53,12 +56,24 @@ class EdgeAwaitable;  // defined in <evw/coro/edge.hpp>
 /// An open kernel file that notifies its changes with POLLPRI (a sysfs or
 /// kernfs attribute, /proc/self/mountinfo, a PSI file): owns the descriptor
 /// and rereads the file from offset 0. The logic every such watcher shares:
-/// Attr, CgroupEvents, Mounts and Pressure use it (a sysfs GPIO `value` is
-/// one more such file).
+/// Attr, CgroupEvents, Gpio (its sysfs `value`), Mounts and Pressure use it.
 class AttrFile {
  public:
   /// The largest text reread() accepts by default.
   static constexpr std::size_t default_max = std::size_t{1} << 20;
+
+  /// Where reread() knows the text is whole.
+  enum class End {
+    /// At a read that returns 0: procfs and seq_file tables (mountinfo) come
+    /// in pieces.
+    Eof,
+    /// At a read that returns less than it was asked for: a sysfs/kernfs
+    /// attribute comes whole. One more read would be harmful: a preallocated
+    /// sysfs attribute (a GPIO `value`) marks the file's last change seen at
+    /// every read, also at one at EOF that returns nothing, so a change that
+    /// came between the two reads would be taken without being shown.
+    ShortRead,
+  };
 
   AttrFile() noexcept = default;
   AttrFile(AttrFile&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
@@ -79,7 +94,8 @@ class AttrFile {
   /// @return 0; or an errno, and *op names the call that failed ("lseek",
   ///         "read"; EFBIG from "read" when the text exceeds max, ENOMEM
   ///         when it cannot be stored).
-  int reread(std::string& text, const char** op, std::size_t max = default_max) const noexcept;
+  int reread(std::string& text, const char** op, std::size_t max = default_max,
+             End end = End::Eof) const noexcept;
   /// Whether a condition waits that nobody has read yet (poll(POLLPRI), no wait).
   /// @return 1 or 0, or -errno if poll failed.
   int condition_waiting() const noexcept;
@@ -130,7 +146,8 @@ class OwnEpoll {
 
 /// text without its trailing newlines.
 void strip_newlines(std::string& text) noexcept;
-/// Opens path into file and does the priming read into text.
+/// Opens path into file and does the priming read into text (an attribute:
+/// AttrFile::End::ShortRead).
 /// @throws std::system_error "evw::<kind>: <call> <path>: <strerror>".
 void open_attr(AttrFile& file, const std::string& path, int flags, std::string& text, const char* kind);
 [[noreturn]] void throw_file_error(const char* kind, const char* op, const std::string& path, int err);
@@ -153,6 +170,14 @@ class Attr final : public detail::ExceptWatcher<Attr> {
   ///         /sys/fs/cgroup/x/cgroup.events: No such file or directory".
   Attr(Loop& loop, std::string path, Callback cb);
   ~Attr();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, file, active state; a pending event is delivered once,
+  /// from here); `other` is left stopped and empty. The open file goes along
+  /// (nothing is closed or reopened: a latched change stays latched).
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Attr(Attr&& other);
+  Attr& operator=(Attr&& other) { return move_assign(other); }
 
   /// @brief Watch another file; allowed while active or pending (restarts,
   ///        keeps a pending event). The new file is opened and read first:

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "../core/access.hpp"
+#include "../coro/edge.hpp"
 
 namespace evw {
 
@@ -45,6 +46,20 @@ CgroupEvents::CgroupEvents(Loop& loop, std::string cgroup, Callback cb)
 }
 
 CgroupEvents::~CgroupEvents() { stop(); }
+
+// The file goes along: other is left with none, so its destructor closes nothing.
+CgroupEvents::CgroupEvents(CgroupEvents&& other)
+    : ExceptWatcher(std::move(other), &ev_),
+      file_(std::move(other.file_)),
+      cgroup_(std::move(other.cgroup_)),
+      text_(std::move(other.text_)),
+      scratch_(std::move(other.scratch_)),
+      populated_(other.populated_),
+      frozen_(other.frozen_),
+      error_(other.error_) {
+  finish_move(other, sizeof ev_);
+  detail::EdgeHook<CgroupEvents>::moved(other, *this);  // a coroutine awaiting next() follows
+}
 
 void CgroupEvents::set(std::string cgroup) {
   if (cgroup.empty()) detail::throw_invalid("CgroupEvents", "cgroup", "is empty");
@@ -93,7 +108,8 @@ void CgroupEvents::on_condition(int revents) noexcept {
   }
   // Read from offset 0 before calling back: that clears the condition.
   const char* op;
-  if (const int err = file_.reread(scratch_, &op); err != 0) {
+  if (const int err = file_.reread(scratch_, &op, detail::AttrFile::default_max, detail::AttrFile::End::ShortRead);
+      err != 0) {
     error_ = std::error_code(err, std::generic_category());
     stop();  // a removed group stays "ready" forever: do not spin on it
     detail::dispatch(*this, Event::Error);

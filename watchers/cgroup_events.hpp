@@ -52,6 +52,14 @@ class CgroupEvents final : public detail::ExceptWatcher<CgroupEvents> {
   ///         cgroup v2 directory).
   CgroupEvents(Loop& loop, std::string cgroup, Callback cb);
   ~CgroupEvents();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, group and its last fields, active state; a pending event is delivered once,
+  /// from here); `other` is left stopped and empty. The open file goes
+  /// along (nothing is closed or reopened: a latched change stays latched).
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  CgroupEvents(CgroupEvents&& other);
+  CgroupEvents& operator=(CgroupEvents&& other) { return move_assign(other); }
 
   /// @brief Watch another group; allowed while active or pending (restarts,
   ///        keeps a pending event). @throws as the constructor; then the

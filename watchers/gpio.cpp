@@ -132,28 +132,16 @@ void write_attribute(int line, const std::string& root, const char* file, const 
   if (Failure f = write_file(path, text, udev_deadline); f.err != 0) fail(line, f.op, path, f.err);
 }
 
-// The level in `value`, read from offset 0: that read is also what clears
-// the file's exceptional condition. @return 0/1, or -errno and *op the call
-// that failed.
-int read_level(int fd, const char** op) noexcept {
-  char buf[8];
-  *op = "lseek";
-  if (detail::sys::retry_eintr([&] { return detail::sys::lseek(fd, 0, SEEK_SET); }) < 0) return -errno;
-  *op = "read";
-  const ssize_t n = detail::sys::retry_eintr([&] { return detail::sys::read(fd, buf, sizeof buf); });
-  if (n < 0) return -errno;
-  if (n == 0) return -EIO;
-  return buf[0] == '0' ? 0 : 1;
-}
-
-// A condition the loop has not seen yet (an edge since the last read).
-// @return 1 or 0, or -errno if poll failed (then nothing is known: the
-// caller must not read the value, which would clear a latched edge).
-int condition_waiting(int fd) noexcept {
-  pollfd p{fd, POLLPRI, 0};
-  const int n = detail::sys::retry_eintr([&] { return detail::sys::poll(&p, 1, 0); });
-  if (n < 0) return -errno;
-  return n == 1 && (p.revents & POLLPRI) != 0 ? 1 : 0;
+// The level in `value`, reread into text from offset 0 (that read is also
+// what clears the file's exceptional condition; one read: a second one at EOF
+// would take an edge unseen, see AttrFile::End). @return 0/1, or -errno and
+// *op the call that failed.
+int read_level(const detail::AttrFile& file, std::string& text, const char** op) noexcept {
+  if (const int err = file.reread(text, op, detail::AttrFile::default_max, detail::AttrFile::End::ShortRead);
+      err != 0)
+    return -err;
+  if (text.empty()) return -EIO;
+  return text[0] == '0' ? 0 : 1;
 }
 
 void configure(int line, const GpioConfig& config, Deadline udev_deadline) {
@@ -170,8 +158,9 @@ void unexport(const std::string& root, int line) noexcept {
 
 // read_level(), and a line found gone (the kernel says ENODEV once gpioN was
 // unexported) is not evw's to unexport any more.
-int read_line(int fd, detail::GpioClaim& claim, const char** op) noexcept {
-  const int level = read_level(fd, op);
+int read_line(const detail::AttrFile& file, std::string& text, detail::GpioClaim& claim,
+              const char** op) noexcept {
+  const int level = read_level(file, text, op);
   if (level == -ENODEV) claim.line_gone();
   return level;
 }
@@ -305,7 +294,8 @@ bool detail::GpioClaim::exported() const noexcept {
 /// is released (unexporting the line if evw exported it for this alone).
 struct Gpio::Setup {
   detail::GpioClaim claim;
-  detail::OwnedFd fd;
+  detail::AttrFile file;
+  std::string text;
   int value = 0;
 
   Setup(int line, const GpioConfig& config) : claim(detail::GpioClaim::acquire(config.sysfs_root, line)) {
@@ -315,12 +305,13 @@ struct Gpio::Setup {
         claim.exported() ? std::chrono::steady_clock::now() + kUdevPatience : Deadline{};
     configure(line, config, udev_deadline);
     const std::string path = line_path(root, line, "value");
-    fd.reset(open_file(path, O_RDONLY | O_NONBLOCK, udev_deadline));
-    if (fd.get() < 0) fail(line, "open", path, errno);
+    const int fd = open_file(path, O_RDONLY | O_NONBLOCK, udev_deadline);
+    if (fd < 0) fail(line, "open", path, errno);
+    file.reset(fd);
     // The priming read: a sysfs file that was never read reports a condition
     // at once, so without it the first poll would fire without an edge.
     const char* op;
-    value = read_line(fd.get(), claim, &op);
+    value = read_line(file, text, claim, &op);
     if (value < 0) fail(line, op, path, -value);
   }
 };
@@ -357,7 +348,8 @@ Gpio::Gpio(Gpio&& other)
       config_(std::move(other.config_)),
       line_(std::exchange(other.line_, -1)),
       claim_(std::move(other.claim_)),
-      value_fd_(std::move(other.value_fd_)),
+      value_file_(std::move(other.value_file_)),
+      text_(std::move(other.text_)),
       value_(other.value_),
       delivered_once_(other.delivered_once_),
       last_delivered_(other.last_delivered_),
@@ -375,12 +367,12 @@ void Gpio::set(int line, GpioConfig config) {
     try {
       // An edge not yet delivered stays latched in the file (and comes after
       // thaw); otherwise re-read, since active_low may have flipped the level.
-      const int waiting = condition_waiting(value_fd_.get());
+      const int waiting = value_file_.condition_waiting();
       if (waiting < 0) fail(line, "poll", line_path(config.sysfs_root, line, "value"), -waiting);
       configure(line, config, Deadline{});
       if (!waiting) {
         const char* op;
-        const int level = read_line(value_fd_.get(), claim_, &op);
+        const int level = read_line(value_file_, text_, claim_, &op);
         if (level < 0) fail(line, op, line_path(config.sysfs_root, line, "value"), -level);
         value_ = level;
       }
@@ -404,20 +396,23 @@ void Gpio::set(int line, GpioConfig config) {
 }
 
 int Gpio::read_value() {
-  if (value_fd_.get() < 0) throw std::logic_error("evw::Gpio::read_value: the watcher has no line (it was moved from)");
+  if (value_file_.fd() < 0) throw std::logic_error("evw::Gpio::read_value: the watcher has no line (it was moved from)");
   // Through a file of its own: reading the watched one would clear the
   // condition of an edge not yet delivered (each open sysfs file keeps its
   // own "seen" mark), and an edge fed back instead would wait in libev's
   // queue until something else woke the loop.
   const std::string path = line_path(config_.sysfs_root, line_, "value");
-  detail::OwnedFd fd(open_file(path, O_RDONLY | O_NONBLOCK, Deadline{}));
-  if (fd.get() < 0) {
+  const int fd = open_file(path, O_RDONLY | O_NONBLOCK, Deadline{});
+  if (fd < 0) {
     const int err = errno;
     if (err == ENOENT) claim_.line_gone();  // no gpioN: the line is not exported
     fail(line_, "open", path, err);
   }
+  detail::AttrFile file;
+  file.reset(fd);
   const char* op;
-  const int level = read_line(fd.get(), claim_, &op);
+  std::string text;
+  const int level = read_line(file, text, claim_, &op);
   if (level < 0) fail(line_, op, path, -level);
   value_ = level;
   return level;
@@ -430,14 +425,15 @@ void Gpio::start_impl() {
 
 void Gpio::adopt(Setup&& setup) noexcept {
   claim_ = std::move(setup.claim);
-  value_fd_ = std::move(setup.fd);
+  value_file_ = std::move(setup.file);
+  text_ = std::move(setup.text);
   value_ = setup.value;
-  node_.fd = value_fd_.get();
+  node_.fd = value_file_.fd();
   error_.clear();
 }
 
 void Gpio::release_line() noexcept {
-  value_fd_.reset();
+  value_file_.reset();
   node_.fd = -1;
   claim_.reset();
 }
@@ -452,7 +448,7 @@ void Gpio::on_condition(int revents) noexcept {
   // Read before calling back: it clears the condition (else epoll reports it
   // again at once) and lets the callback see the level this edge left.
   const char* op;
-  const int level = read_line(value_fd_.get(), claim_, &op);
+  const int level = read_line(value_file_, text_, claim_, &op);
   if (level < 0) {
     error_ = std::error_code(-level, std::generic_category());
     stop();  // a gone file stays "ready" forever: do not spin on it

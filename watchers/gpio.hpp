@@ -5,7 +5,8 @@
 // and value() is valid at once; start() then watches `value` with the loop's
 // EPOLLPRI backend (the one evw::Priority uses). On each edge the watcher
 // re-reads `value` before calling back, so value() is the level the edge left
-// and the condition is cleared.
+// and the condition is cleared. (`value` is a notifying sysfs attribute: the
+// opening, priming read and reread are detail::AttrFile's, as for evw::Attr.)
 //
 // Caveats:
 // - Like data on a socket, an edge that comes while the watcher is stopped
@@ -61,6 +62,7 @@
 #include "../core/loop.hpp"
 #include "../core/time.hpp"
 #include "../core/watcher.hpp"
+#include "attr.hpp"
 
 namespace evw {
 
@@ -237,7 +239,7 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   /// empty; cleared by the next start().
   std::error_code error() const noexcept { return error_; }
   /// The open `value` file (owned by the watcher).
-  int fd() const noexcept { return value_fd_.get(); }
+  int fd() const noexcept { return value_file_.fd(); }
 
  private:
   friend struct detail::GpioTrampoline;
@@ -252,8 +254,9 @@ class Gpio final : public detail::ExceptWatcher<Gpio> {
   detail::EvStorage<32> ev_;  // never started in libev: the loop's EPOLLPRI table drives it
   GpioConfig config_;
   int line_ = -1;
-  detail::GpioClaim claim_;  // this watcher's use of the line (declared first: released after value_fd_ closes)
-  detail::OwnedFd value_fd_;
+  detail::GpioClaim claim_;  // this watcher's use of the line (declared first: released after value_file_ closes)
+  detail::AttrFile value_file_;  // `value`: the priming read and the reread at each edge are AttrFile's
+  std::string text_;             // the text of the last read of `value` (kept for its capacity)
   int value_ = 0;
   bool delivered_once_ = false;
   double last_delivered_ = 0;  // CLOCK_MONOTONIC seconds of the last delivered edge

@@ -9,6 +9,7 @@
 
 #include "../core/access.hpp"
 #include "../core/io_relay.hpp"
+#include "../coro/edge.hpp"
 
 namespace evw {
 
@@ -170,6 +171,22 @@ Mounts::Mounts(Loop& loop, std::string path, Callback cb)
 }
 
 Mounts::~Mounts() { stop(); }
+
+// The file and its set go along: other is left with neither. The ev_io is set
+// up here (its data points to this watcher); finish_move starts it if other's was.
+Mounts::Mounts(Mounts&& other)
+    : Watcher(std::move(other), &ev_),
+      file_(std::move(other.file_)),
+      own_(std::move(other.own_)),
+      path_(std::move(other.path_)),
+      text_(std::move(other.text_)),
+      table_(std::move(other.table_)),
+      changes_(std::move(other.changes_)),
+      error_(other.error_) {
+  detail::io_relay::init(&io_, detail::MountsTrampoline::on_io, this);
+  finish_move(other, sizeof ev_);
+  detail::EdgeHook<Mounts>::moved(other, *this);  // a coroutine awaiting next() follows
+}
 
 void Mounts::set(std::string path) {
   if (path.empty()) detail::throw_invalid("Mounts", "path", "is empty");

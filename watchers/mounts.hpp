@@ -92,6 +92,14 @@ class Mounts final : public detail::Watcher<Mounts> {
   /// @throws as above; std::invalid_argument if path is empty.
   Mounts(Loop& loop, std::string path, Callback cb);
   ~Mounts();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, table and changes, active state; a pending event is delivered once,
+  /// from here); `other` is left stopped and empty. The open file and
+  /// its epoll set go along: a change not yet read is reported from here.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Mounts(Mounts&& other);
+  Mounts& operator=(Mounts&& other) { return move_assign(other); }
 
   /// @brief Watch another mountinfo file; allowed while active or pending
   ///        (restarts, keeps a pending event). table() becomes the new file's

@@ -18,6 +18,7 @@
 #include "../core/access.hpp"
 #include "../core/io_relay.hpp"
 #include "../core/sys.hpp"
+#include "../coro/edge.hpp"
 #include "mounts.hpp"
 
 namespace evw {
@@ -375,6 +376,26 @@ Pressure Pressure::from_environment(Loop& loop, Callback cb) {
 }
 
 Pressure::~Pressure() { stop(); }
+
+// The file (or stream) and the set go along: other is left with neither, the
+// trigger stays armed. The ev_io is set up here (its data points to this
+// watcher); finish_move starts it if other's was.
+Pressure::Pressure(Pressure&& other)
+    : Watcher(std::move(other), &ev_),
+      file_(std::move(other.file_)),
+      own_(std::move(other.own_)),
+      stream_(other.stream_),
+      fired_at_setup_(other.fired_at_setup_),
+      config_(std::move(other.config_)),
+      path_(std::move(other.path_)),
+      trigger_(std::move(other.trigger_)),
+      text_(std::move(other.text_)),
+      stats_(other.stats_),
+      error_(other.error_) {
+  detail::io_relay::init(&io_, detail::PressureTrampoline::on_io, this);
+  finish_move(other, sizeof ev_);
+  detail::EdgeHook<Pressure>::moved(other, *this);  // a coroutine awaiting next() follows
+}
 
 void Pressure::init() noexcept {
   ev_set_cb(detail::ev_of<ev_watcher>(*this), detail::PressureTrampoline::on_fed);

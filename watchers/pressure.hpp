@@ -116,6 +116,14 @@ class Pressure final : public detail::Watcher<Pressure> {
   /// @brief The default trigger: memory, some 200 ms per 2 s, system-wide.
   Pressure(Loop& loop, Callback cb) : Pressure(loop, PressureConfig{}, std::move(cb)) {}
   ~Pressure();
+  /// @brief Move: this watcher continues where `other` was (loop, callback,
+  /// data, priority, trigger, stats, active state; a pending event is delivered once,
+  /// from here); `other` is left stopped and empty. The trigger stays
+  /// armed: its file (or stream) and epoll set go along, nothing is rewritten.
+  /// @throws std::logic_error from inside other's own callback, or if either
+  ///         watcher is loop-owned; nothing changes then.
+  Pressure(Pressure&& other);
+  Pressure& operator=(Pressure&& other) { return move_assign(other); }
 
   /// @brief Memory pressure the way systemd services watch it (sd-event's
   ///        sd_event_add_memory_pressure, systemd's MEMORY_PRESSURE.md):
