@@ -64,6 +64,7 @@ else bad "pkg-config --validate evw-static.pc"; fi
 # The GPIO simulators installed for users' tests (evw-gpiosim): the headers stand alone, a
 # GpioLine test on GpioChipSim builds with pkg-config evw-gpiosim alone and passes, and so do
 # the examples that run on the simulators (the others with pkg-config evw).
+# (The same test is the CMake consumer of evw::gpiosim below.)
 if pkg-config --validate "$dest$prefix/lib/pkgconfig/evw-gpiosim.pc" >"$tmp/out" 2>&1; then ok "pkg-config --validate evw-gpiosim.pc"
 else bad "pkg-config --validate evw-gpiosim.pc"; fi
 gflags=$(pkg-config --cflags --libs evw-gpiosim)
@@ -74,31 +75,15 @@ for h in "$dest$prefix"/include/evw/sim/*.hpp; do
     ok "installed header $name is self-contained"
   else bad "installed header $name is self-contained"; fi
 done
-cat > "$tmp/line_test.cpp" <<'CPP'
-#include <evw/evw.hpp>
-#include <evw/sim/chip_sim.hpp>
-#include <cstdio>
-#include <vector>
-int main() {
-  evw::Loop loop;
-  evw::sim::GpioChipSim chip(4);
-  std::vector<evw::GpioEvent> seen;
-  auto line = evw::GpioLine::from_fd(loop, chip.request(2), [&](evw::GpioLine& l, int) {
-    seen.insert(seen.end(), l.last_events().begin(), l.last_events().end());
-    if (seen.size() == 2) loop.stop();
-  });
-  line.start();
-  chip.set_input(2, 1);
-  chip.set_input(2, 0);
-  loop.run();
-  std::printf("line_test: %zu events, last line_seqno %u\n", seen.size(), seen.back().line_seqno);
-  return seen.size() == 2 && seen[0].edge == evw::Edge::Rising && seen[1].line_seqno == 2 ? 0 : 1;
-}
-CPP
-if g++ -std=c++20 "$tmp/line_test.cpp" -o "$tmp/line_test" $gflags >"$tmp/out" 2>&1 &&
-   LD_LIBRARY_PATH=$dest$prefix/lib timeout 10 "$tmp/line_test" >"$tmp/out" 2>&1; then
-  ok "a GpioLine test on GpioChipSim builds with pkg-config evw-gpiosim and passes"
-else bad "a GpioLine test on GpioChipSim (pkg-config evw-gpiosim)"; fi
+# The README's GpioLine test on GpioChipSim, as a user pastes it.
+awk '/^### Unit tests: the in-process simulators/ { f = 1 } f && /^```cpp/ { p = 1; next } p && /^```/ { exit } p' \
+    "$root/README.md" > "$tmp/line_test.cpp"
+if [ -s "$tmp/line_test.cpp" ] &&
+   g++ -std=c++20 -Wall -Wextra -Werror "$tmp/line_test.cpp" -o "$tmp/line_test" $gflags >"$tmp/out" 2>&1 &&
+   LD_LIBRARY_PATH=$dest$prefix/lib timeout 10 "$tmp/line_test" >"$tmp/out" 2>&1 &&
+   grep -qx '2 edges, last line_seqno 2' "$tmp/out"; then
+  ok "README GpioLine test on GpioChipSim builds with pkg-config evw-gpiosim and passes"
+else bad "README GpioLine test on GpioChipSim (pkg-config evw-gpiosim)"; fi
 # -O0: this checks that they build and link from the installed copy, not how fast they run.
 ebad=
 for e in "$root"/examples/*.cpp; do
