@@ -85,7 +85,7 @@ $(INCLUDE):
 	@ln -sfn $(CURDIR) $(BUILD)/include/evw
 	@touch $@
 
-$(BUILD)/obj/%.o: %.cpp | $(INCLUDE)
+$(BUILD)/obj/%.o: %.cpp | $(INCLUDE) $(GPIO_SIM_INCLUDE)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -fPIC -fno-semantic-interposition -I$(BUILD)/include \
 	    $(EXTRA_CXXFLAGS_$(firstword $(subst /, ,$*))) -c $< -o $@
@@ -100,7 +100,7 @@ $(SHARED): $(LIB_OBJS)
 	@ln -sfn $(SONAME) $(BUILD)/libevw.so
 
 # ---- tests -------------------------------------------------------------------
-EXTRA_CXXFLAGS_tests := $(FUSE_CFLAGS) $(TEST_OPT)
+EXTRA_CXXFLAGS_tests := $(FUSE_CFLAGS) $(GPIO_SIM_CFLAGS) $(TEST_OPT)
 
 $(TEST_BIN): $(TEST_OBJS) $(STATIC) $(GPIO_SIM_LIB)
 	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJS) $(GPIO_SIM_LIB) $(STATIC) $(LIBS) $(FUSE_LIBS)
@@ -130,7 +130,7 @@ test-all: lib $(TEST_BIN)
 	@tests/summary.sh $(RESULTS)
 
 # ---- examples and the demo ---------------------------------------------------
-EXTRA_CXXFLAGS_examples := $(FUSE_CFLAGS) -Itools
+EXTRA_CXXFLAGS_examples := $(GPIO_SIM_CFLAGS)
 
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC) $(GPIO_SIM_LIB)
 	@mkdir -p $(dir $@)
@@ -195,28 +195,35 @@ $(BUILD)/evwConfigVersion.cmake: cmake/evwConfigVersion.cmake.in Makefile
 .PHONY: FORCE
 FORCE:
 # The .pc and cmake files depend on PREFIX/LIBDIR: always regenerate them.
-$(BUILD)/evw.pc $(BUILD)/evw-static.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake: FORCE
+$(BUILD)/evw.pc $(BUILD)/evw-static.pc $(BUILD)/evw-gpiosim.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake: FORCE
 
-install: lib $(BUILD)/evw.pc $(BUILD)/evw-static.pc $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake $(GPIO_SIM_BIN)
+# The GPIO simulators (libevw-gpiosim.a, <evw/sim/...>) install with the library: users'
+# tests and the GPIO examples build against them with pkg-config evw-gpiosim alone.
+install: lib $(BUILD)/evw.pc $(BUILD)/evw-static.pc $(BUILD)/evw-gpiosim.pc $(BUILD)/evwConfig.cmake \
+         $(BUILD)/evwConfigVersion.cmake $(GPIO_SIM_BIN) $(GPIO_SIM_LIB)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(BINDIR)
-	install -d $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(sort $(dir $(PUBLIC_HEADERS))))
+	install -d $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(sort $(dir $(PUBLIC_HEADERS))) sim/)
 	for h in $(PUBLIC_HEADERS); do install -m 644 $$h $(DESTDIR)$(INCLUDEDIR)/evw/$$h; done
+	install -m 644 $(GPIO_SIM_HEADERS) $(DESTDIR)$(INCLUDEDIR)/evw/sim/
+	install -m 644 $(GPIO_SIM_LIB) $(DESTDIR)$(LIBDIR)/libevw-gpiosim.a
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libevw.a
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libevw.so.$(VERSION)
 	ln -sfn libevw.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libevw.so
-	install -m 644 $(BUILD)/evw.pc $(BUILD)/evw-static.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 644 $(BUILD)/evw.pc $(BUILD)/evw-static.pc $(BUILD)/evw-gpiosim.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 644 $(BUILD)/evwConfig.cmake $(BUILD)/evwConfigVersion.cmake $(DESTDIR)$(CMAKEDIR)/
 	$(if $(GPIO_SIM_BIN),install -m 755 $(GPIO_SIM_BIN) $(DESTDIR)$(BINDIR)/gpio-sim)
 	@$(refresh-linker-cache)
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(PUBLIC_HEADERS))
-	-rmdir $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(filter-out ./,$(sort $(dir $(PUBLIC_HEADERS))))) 2>/dev/null
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(PUBLIC_HEADERS)) \
+	      $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/sim/,$(notdir $(GPIO_SIM_HEADERS)))
+	-rmdir $(addprefix $(DESTDIR)$(INCLUDEDIR)/evw/,$(filter-out ./,$(sort $(dir $(PUBLIC_HEADERS))) sim/)) 2>/dev/null
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/evw 2>/dev/null
-	rm -f $(DESTDIR)$(LIBDIR)/libevw.a $(DESTDIR)$(LIBDIR)/libevw.so.$(VERSION) \
+	rm -f $(DESTDIR)$(LIBDIR)/libevw.a $(DESTDIR)$(LIBDIR)/libevw.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libevw-gpiosim.a \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libevw.so \
-	      $(DESTDIR)$(PKGCONFIGDIR)/evw.pc $(DESTDIR)$(PKGCONFIGDIR)/evw-static.pc $(DESTDIR)$(BINDIR)/gpio-sim \
+	      $(DESTDIR)$(PKGCONFIGDIR)/evw.pc $(DESTDIR)$(PKGCONFIGDIR)/evw-static.pc $(DESTDIR)$(PKGCONFIGDIR)/evw-gpiosim.pc \
+	      $(DESTDIR)$(BINDIR)/gpio-sim \
 	      $(DESTDIR)$(CMAKEDIR)/evwConfig.cmake $(DESTDIR)$(CMAKEDIR)/evwConfigVersion.cmake
 	-rmdir $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(dir $(CMAKEDIR)) $(DESTDIR)$(PKGCONFIGDIR) 2>/dev/null
 	@$(refresh-linker-cache)

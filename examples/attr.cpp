@@ -4,7 +4,7 @@
 //   ./attr                  watches a sysfs GPIO value on gpio-sim and toggles the line itself
 #include <evw/evw.hpp>
 
-#include <gpio-sim/gpio_sim.hpp>
+#include <evw/sim/gpio_sim.hpp>
 
 #include <csignal>
 #include <cstdio>

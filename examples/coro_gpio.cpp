@@ -6,7 +6,7 @@
 #include <evw/evw.hpp>
 #include <evw/watchers/gpio.hpp>
 
-#include <gpio-sim/gpio_sim.hpp>
+#include <evw/sim/gpio_sim.hpp>
 
 #include <cstdio>
 #include <string>

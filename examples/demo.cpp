@@ -2,6 +2,7 @@
 // all on real kernel objects (socketpairs, loopback TCP, signals, the gpio-sim).
 #include <evw/coro/coro.hpp>
 #include <evw/evw.hpp>
+#include <evw/sim/gpio_sim.hpp>  // pkg-config evw-gpiosim
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,9 +21,6 @@
 #include <string>
 #include <system_error>
 #include <vector>
-
-#include "gpio-sim/gpio_sim.hpp"
-
 
 using namespace std::chrono_literals;
 

@@ -2,7 +2,8 @@
 # check-system-install.sh: the README's own path on the live system, for CI's
 # throwaway machine (it installs into /usr/local and runs ldconfig; not part
 # of `make check`): `make install`, then the README example built with
-# nothing but pkg-config runs without LD_LIBRARY_PATH, shared and static;
+# nothing but pkg-config runs without LD_LIBRARY_PATH, shared and static, and so
+# does its GpioLine test on the installed simulator (pkg-config evw-gpiosim);
 # `make uninstall` leaves /usr/local as it was and the linker cache clean.
 set -u
 [ "$(id -u)" = 0 ] || { echo "system-install: 0 passed, 0 failed, 1 skipped (needs root)"; exit 0; }
@@ -29,6 +30,15 @@ if env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin sh -c \
    ! ldd "$tmp/app-static" | grep -q libevw; then
   ok "README example: pkg-config --cflags --libs evw-static, no libevw.so in ldd"
 else bad "README example linked statically"; fi
+
+# The README's GpioLine test on the installed simulator: pkg-config evw-gpiosim alone.
+awk '/^### Unit tests: the in-process simulators/ { f = 1 } f && /^```cpp/ { p = 1; next } p && /^```/ { exit } p' \
+    README.md > "$tmp/line_test.cpp"
+if [ -s "$tmp/line_test.cpp" ] && env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin sh -c \
+     "g++ -std=c++20 '$tmp/line_test.cpp' -o '$tmp/line_test' \$(pkg-config --cflags --libs evw-gpiosim)" >"$tmp/out" 2>&1 &&
+   env -i "$tmp/line_test" >"$tmp/out" 2>&1 && grep -qx '2 edges, last line_seqno 2' "$tmp/out"; then
+  ok "README GpioLine test: pkg-config --cflags --libs evw-gpiosim, runs without LD_LIBRARY_PATH"
+else bad "README GpioLine test with the installed simulator"; fi
 
 if $make --no-print-directory uninstall >"$tmp/out" 2>&1; then ok "make uninstall"; else bad "make uninstall"; fi
 find /usr/local | sort > "$tmp/after"

@@ -34,8 +34,8 @@ DURATION              ?= 60
 SOAK_RSS_TOLERANCE_KB ?= 1024
 SOAK_BIN              := $(BUILD)/soak
 
-$(SOAK_BIN): tools/soak/soak.cpp $(STATIC) $(GPIO_SIM_LIB) | $(BUILD)/include/evw.stamp
-	$(CXX) $(CXXFLAGS) $(FUSE_CFLAGS) -I$(BUILD)/include -Itools $< -o $@ $(LDFLAGS) \
+$(SOAK_BIN): tools/soak/soak.cpp $(STATIC) $(GPIO_SIM_LIB) | $(BUILD)/include/evw.stamp $(GPIO_SIM_INCLUDE)
+	$(CXX) $(CXXFLAGS) -I$(BUILD)/include $(GPIO_SIM_CFLAGS) $< -o $@ $(LDFLAGS) \
 	    $(GPIO_SIM_LIB) $(STATIC) $(LIBS) $(FUSE_LIBS)
 
 soak: $(SOAK_BIN)

@@ -297,6 +297,12 @@ TEST_CASE("GpioLine: bad arguments throw std::invalid_argument, a missing chip s
   evw::GpioLineConfig name;
   name.consumer = std::string(40, 'x');
   CHECK_THROWS_AS(evw::GpioLine(loop, "/dev/gpiochip0", 0, name, cb), std::invalid_argument);
+  evw::GpioLineConfig one;  // the kernel's EINVAL (a kfifo of one record), caught before the chip is opened
+  one.event_buffer_size = 1;
+  CHECK_THROWS_WITH_AS(evw::GpioLine(loop, "/dev/gpiochip-evw-none", 0, one, cb),
+                       doctest::Contains("event_buffer_size"), std::invalid_argument);
+  one.edge = evw::Edge::None;  // no edges, no queue: the kernel accepts it, and so does evw's check
+  CHECK_THROWS_AS(evw::GpioLine(loop, "/dev/gpiochip-evw-none", 0, one, cb), std::system_error);
   CHECK_THROWS_AS(evw::GpioLine(loop, evw::GpioLine::RequestFd{-1}, cb), std::invalid_argument);
   // An empty callback: the adopted fd is closed all the same.
   Pipe pipe;

@@ -105,6 +105,12 @@ void check(int line, const GpioLineConfig& config) {
   if (!std::isfinite(debounce) || debounce < 0 || debounce > kMaxDebounce)
     detail::throw_invalid("GpioLine", "debounce", std::to_string(debounce) +
                                                       " must be within [0, 4294.967295] seconds");
+  // The kernel's queue is a kfifo, rounded up to a power of two and allocated only when
+  // edges are asked for; a kfifo of one record is refused there with EINVAL (__kfifo_alloc).
+  if (config.edge != Edge::None && config.event_buffer_size == 1)
+    detail::throw_invalid("GpioLine", "event_buffer_size",
+                          "1 is too small: the kernel's event queue holds at least 2 events "
+                          "(0 asks for its default, 16)");
   if (config.consumer.size() >= GPIO_MAX_NAME_SIZE)
     detail::throw_invalid("GpioLine", "consumer", "\"" + config.consumer + "\" is longer than " +
                                                       std::to_string(GPIO_MAX_NAME_SIZE - 1) +

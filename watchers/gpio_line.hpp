@@ -53,7 +53,9 @@ struct GpioLineConfig {
   bool active_low = false;    ///< Rising/Falling refer to the inverted (logical) level
   Seconds debounce = 0.0;     ///< kernel debounce period, 0 = off (microsecond resolution)
   EventClock clock = EventClock::Monotonic;
-  unsigned event_buffer_size = 0;  ///< kernel queue size in events, 0 = kernel default
+  /// Kernel queue size in events, 0 = kernel default (16). The kernel rounds it up to a
+  /// power of two and caps it at 1024; 1 is refused (with edge detection on).
+  unsigned event_buffer_size = 0;
   std::string consumer = "evw";    ///< label shown by gpioinfo (at most 31 characters)
 };
 
@@ -107,7 +109,7 @@ class GpioLine final : public detail::Watcher<GpioLine> {
   /// @throws std::invalid_argument if line is negative or not below the chip's
   ///         number of lines, if config is invalid (negative or non-finite
   ///         debounce, or above 4294 s; a consumer longer than 31 characters;
-  ///         an enum value out of range), or cb is empty;
+  ///         an enum value out of range; event_buffer_size 1 with an edge), or cb is empty;
   ///         std::system_error naming the chip and the line (ENOENT: no such
   ///         chip; EBUSY: the line is requested by someone else; EACCES; ...).
   GpioLine(Loop& loop, std::string chip, int line, GpioLineConfig config, Callback cb);

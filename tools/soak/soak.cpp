@@ -30,7 +30,7 @@
 #include <thread>
 #include <vector>
 
-#include "gpio-sim/gpio_sim.hpp"
+#include <evw/sim/gpio_sim.hpp>
 
 namespace {
 

@@ -38,23 +38,4 @@ if [ "$status" != 0 ]; then
 fi
 
 # ---- compare -----------------------------------------------------------------------------------
-section() { awk -v name="$1" '/^== / { on = ($2 == name); next } on' "$2"; }
-pass=0 fail=0
-for name in $(sed -n 's/^== //p' "$work/kernel.txt" | grep -v '^end$'); do
-  section "$name" "$work/fuse.txt" >"$work/a"
-  section "$name" "$work/kernel.txt" >"$work/b"
-  if diff -q <(grep -v '^~' "$work/a") <(grep -v '^~' "$work/b") >/dev/null; then
-    pass=$((pass + 1))
-  else
-    fail=$((fail + 1))
-    echo "sysfs-diff: $name: gpio-sim (-) and the kernel (+) differ:"
-    diff -U2 <(grep -v '^~' "$work/a") <(grep -v '^~' "$work/b") | tail -n +3
-  fi
-  # Known differences, for the record.
-  paste -d '\n' <(grep '^~' "$work/a") <(grep '^~' "$work/b") | paste - - |
-    awk -F'\t' -v name="$name" '$1 != $2 { sub(/^~ /, "", $1); sub(/^~ /, "", $2)
-      printf "sysfs-diff: %s: known: gpio-sim %s, kernel %s\n", name, $1, $2 }'
-done
-[ "$pass" -gt 0 ] || fail=$((fail + 1))   # no scenario at all is a failure too
-echo "sysfs-diff: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+"$top/tests/kernel/differential/compare.sh" sysfs-diff gpio-sim "$work/fuse.txt" "$work/kernel.txt"
