@@ -154,7 +154,7 @@ demo: ensure-deps
 
 # ---- dependencies ------------------------------------------------------------
 DEB_PACKAGES := libev-dev doctest-dev libfuse3-dev fuse3 libncurses-dev pkg-config g++ make
-BENCH_PACKAGES := libuv1-dev libevent-dev libasio-dev valgrind
+BENCH_PACKAGES := libuv1-dev libevent-dev libasio-dev valgrind wrk
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
