@@ -138,13 +138,16 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC) $(GPIO_SIM_LIB)
 
 examples: $(EXAMPLES)
 
-# Every example builds; the ones that exit by themselves run and must exit 0.
+# Every example builds; the ones that exit by themselves run and must exit 0. The http server
+# runs under a tiny client (tests/check-http-example.sh) that makes it exit.
 RUNNABLE_EXAMPLES := demo timer signal urgent periodic child stat async prepare_check pressure supervise attr threads reuseport
 .PHONY: examples-check
 examples-check: $(EXAMPLES)
 	@pass=$(words $(EXAMPLES)); fail=0; \
-	for e in $(RUNNABLE_EXAMPLES); do \
-	  if timeout 60 $(BUILD)/examples/$$e >$(BUILD)/examples/$$e.out 2>&1; then pass=$$((pass + 1)); \
+	for e in $(RUNNABLE_EXAMPLES) http; do \
+	  run="timeout 60 $(BUILD)/examples/$$e"; \
+	  [ $$e = http ] && run="tests/check-http-example.sh $(BUILD)/examples/http"; \
+	  if $$run >$(BUILD)/examples/$$e.out 2>&1; then pass=$$((pass + 1)); \
 	  else fail=$$((fail + 1)); echo "FAIL: example $$e:"; cat $(BUILD)/examples/$$e.out; fi; \
 	done; echo "examples: $$pass passed, $$fail failed"
 
@@ -154,7 +157,7 @@ demo: ensure-deps
 
 # ---- dependencies ------------------------------------------------------------
 DEB_PACKAGES := libev-dev doctest-dev libfuse3-dev fuse3 libncurses-dev pkg-config g++ make
-BENCH_PACKAGES := libuv1-dev libevent-dev libasio-dev valgrind
+BENCH_PACKAGES := libuv1-dev libevent-dev libasio-dev valgrind wrk
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

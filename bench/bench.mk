@@ -16,8 +16,8 @@ BENCH_CXXFLAGS := -std=c++20 -O2 -g -DNDEBUG -Wall -Wextra
 
 # A sanitized library cannot be linked into (or fairly compared by) these programs.
 ifneq ($(SAN),)
-.PHONY: bench bench-build
-bench bench-build:
+.PHONY: bench bench-build bench-http bench-http-build
+bench bench-build bench-http bench-http-build:
 	@echo "bench: not with SAN=$(SAN); run plain 'make bench'" >&2; exit 1
 else
 
@@ -73,6 +73,34 @@ $(addprefix $(BENCH_BIN)/,$(BENCH_EVW_PROGS:%=%_shared)): $(BENCH_BIN)/%_shared:
 $(BENCH_BIN)/post_evw_shared: bench/post_common.h
 $(addprefix $(BENCH_BIN)/,scale_libev scale_evw scale_evw_shared): bench/scale.h
 endif
+
+# The HTTP keep-alive servers (bench/http.sh): evw's links libevw.so, as `pkg-config --libs evw`
+# links users' programs; the rpath finds it in $(BUILD) without installing.
+HTTP_PROGS := http_libev http_libuv http_asio http_evw
+HTTP_COMMON := $(BENCH_BIN)/http_common.o
+
+.PHONY: bench-http bench-http-build
+bench-http-build: $(addprefix $(BENCH_BIN)/,$(HTTP_PROGS))
+
+bench-http: bench-http-build
+	bench/http.sh $(BUILD)
+
+# The shared work is one object compiled by $(CC), so every server runs the same machine code.
+$(HTTP_COMMON): bench/http_common.c bench/http_common.h | $(BENCH_BIN)
+	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
+
+$(BENCH_BIN)/http_libev: bench/http_libev.c bench/http_common.h $(HTTP_COMMON)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(HTTP_COMMON) -lev
+
+$(BENCH_BIN)/http_libuv: bench/http_libuv.c bench/http_common.h $(HTTP_COMMON)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(HTTP_COMMON) -luv
+
+$(BENCH_BIN)/http_asio: bench/http_asio.cpp bench/http_common.h $(HTTP_COMMON)
+	$(CXX) $(BENCH_CXXFLAGS) -o $@ $< $(HTTP_COMMON) -pthread
+
+$(BENCH_BIN)/http_evw: bench/http_evw.cpp bench/http_common.h $(HTTP_COMMON) $(SHARED) $(PUBLIC_HEADERS)
+	$(CXX) $(BENCH_CXXFLAGS) -I$(BUILD)/include -o $@ $< $(HTTP_COMMON) -L$(BUILD) \
+	    -Wl,-rpath,$(abspath $(BUILD)) -levw
 endif
 
 .DEFAULT_GOAL := $(bench_default_goal)
