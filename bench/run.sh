@@ -246,6 +246,8 @@ pkg_version() {
         "libuv|pipe_libuv|" \
         "libevent|pipe_libevent|" \
         "evw|pipe_evw|" \
+        "evw Poll (level)|pipe_poll|" \
+        "evw Poll (edge)|pipe_poll| -E" \
         "evw coroutines (co_await)|pipe_coro|"
 
     table "Workload 1 +timer: pipe chain, a per-pair timeout re-armed on every event" \
