@@ -139,7 +139,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC) $(GPIO_SIM_LIB)
 examples: $(EXAMPLES)
 
 # Every example builds; the ones that exit by themselves run and must exit 0.
-RUNNABLE_EXAMPLES := demo timer signal urgent periodic child stat async prepare_check pressure supervise attr threads reuseport
+RUNNABLE_EXAMPLES := demo timer signal urgent poll periodic child stat async prepare_check pressure supervise attr threads reuseport
 .PHONY: examples-check
 examples-check: $(EXAMPLES)
 	@pass=$(words $(EXAMPLES)); fail=0; \
