@@ -28,6 +28,7 @@
 #include "watchers/periodic.hpp"
 #include "watchers/prepare.hpp"
 #include "watchers/pressure.hpp"
+#include "watchers/poll.hpp"
 #include "watchers/priority.hpp"
 #include "watchers/signal.hpp"
 #include "watchers/stat.hpp"

@@ -27,7 +27,7 @@ BENCH_PROGS := pipe_epoll pipe_libev pipe_evpp pipe_libuv pipe_libevent \
                post_libuv post_asio scale_libev
 
 # The evw programs join as soon as the watchers they use exist in the tree.
-BENCH_EVW_PROGS := pipe_evw pipe_coro oob_evw post_evw scale_evw
+BENCH_EVW_PROGS := pipe_evw pipe_poll pipe_coro oob_evw post_evw scale_evw
 
 BENCH_LIBS_pipe_libev       := -lev
 BENCH_LIBS_pipe_evpp        := -lev

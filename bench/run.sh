@@ -253,6 +253,8 @@ pkg_version() {
         "libevent|pipe_libevent|" \
         "evw, shared|pipe_evw_shared|" \
         "evw, static|pipe_evw|" \
+        "Poll (level), shared|pipe_poll_shared|" \
+        "Poll (edge), shared|pipe_poll_shared| -E" \
         "coroutines, shared|pipe_coro_shared|" \
         "coroutines, static|pipe_coro|"
 

@@ -75,6 +75,20 @@ inline void dispatch(W& w, int revents) noexcept {
   }
 }
 
+// The two ways an event of an ExceptWatcher W (Priority, Poll) reaches its
+// callback: through libev's queue, and called directly by the loop's EPOLLPRI
+// table (which catches, and never calls directly once the loop has failed:
+// see PriorityTable::hand_over).
+template <class W>
+void except_callback(struct ev_loop*, ev_watcher* w, int revents) noexcept {
+  dispatch(*static_cast<W*>(w->data), revents);
+}
+template <class W>
+void except_direct(int revents, void* self) {
+  auto& w = *static_cast<W*>(self);
+  invoke_callback(*Access::loop(w), w, revents);  // may destroy w: touch nothing after
+}
+
 template <class EvWatcher>
 inline EvWatcher* ev_of(const WatcherBase& w) noexcept {
   return static_cast<EvWatcher*>(Access::ev(w));

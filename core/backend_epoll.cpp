@@ -15,16 +15,19 @@ ExceptBackend::ExceptBackend()
 
 ExceptBackend::~ExceptBackend() { sys::close(epfd_); }
 
-void ExceptBackend::add(int fd, unsigned tag) {
-  if (ctl(EPOLL_CTL_ADD, fd, tag) == 0) return;
+void ExceptBackend::add(int fd, unsigned tag, unsigned events) {
+  if (ctl(EPOLL_CTL_ADD, fd, tag, events) == 0) return;
   if (errno != EEXIST) fail("EPOLL_CTL_ADD", fd);
-  if (ctl(EPOLL_CTL_MOD, fd, tag) != 0) fail("EPOLL_CTL_MOD", fd);  // d)
+  modify(fd, tag, events);  // d)
 }
 
-void ExceptBackend::modify(int fd, unsigned tag) {
-  if (ctl(EPOLL_CTL_MOD, fd, tag) == 0) return;
-  if (errno != ENOENT) fail("EPOLL_CTL_MOD", fd);
-  if (ctl(EPOLL_CTL_ADD, fd, tag) != 0) fail("EPOLL_CTL_ADD", fd);  // c)
+void ExceptBackend::modify(int fd, unsigned tag, unsigned events) {
+  // e) An exclusive registration (the old one or the new) cannot be modified.
+  if ((events & EPOLLEXCLUSIVE) != 0 || ctl(EPOLL_CTL_MOD, fd, tag, events) != 0) {
+    if ((events & EPOLLEXCLUSIVE) == 0 && errno != ENOENT) fail("EPOLL_CTL_MOD", fd);
+    remove(fd);  // c) ENOENT: gone already
+    if (ctl(EPOLL_CTL_ADD, fd, tag, events) != 0) fail("EPOLL_CTL_ADD", fd);
+  }
 }
 
 void ExceptBackend::remove(int fd) noexcept {
@@ -32,17 +35,16 @@ void ExceptBackend::remove(int fd) noexcept {
   sys::retry_eintr([&] { return sys::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &unused); });
 }
 
-int ExceptBackend::ctl(int op, int fd, unsigned tag) noexcept {
+int ExceptBackend::ctl(int op, int fd, unsigned tag, unsigned events) noexcept {
   epoll_event ev{};
-  ev.events = EPOLLPRI;
+  ev.events = events;
   ev.data.u64 = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(fd);
   return sys::retry_eintr([&] { return sys::epoll_ctl(epfd_, op, fd, &ev); });
 }
 
 void ExceptBackend::fail(const char* op, int fd) {
   int err = errno;
-  throw_system(err, "evw::Priority: cannot watch fd " + std::to_string(fd) +
-                        " for EPOLLPRI (" + op + ")");
+  throw_system(err, "evw::Priority/Poll: cannot watch fd " + std::to_string(fd) + " (" + op + ")");
 }
 
 }  // namespace evw::detail

@@ -14,6 +14,8 @@
 //     stale events from live ones; modify() re-adds on ENOENT.
 //  d) a DEL that failed leaves the fd registered: add() then gets EEXIST and
 //     modifies it instead (its events were stale meanwhile, by tag).
+//  e) EPOLLEXCLUSIVE is accepted only by ADD, and a registration made with it
+//     refuses every MOD (EINVAL): its changes are a DEL and a new ADD.
 // Every call goes through sys:: (the fault-injection seam); EINTR is retried.
 #pragma once
 
@@ -27,18 +29,30 @@
 
 namespace evw::detail {
 
-// evw bits for epoll's (events >> 1) & 0xf: EPOLLPRI is bit 0 of that,
-// EPOLLERR bit 2, EPOLLHUP bit 3 (EPOLLIN, bit 1, is never asked for).
-static_assert(EPOLLPRI == 1 << 1 && EPOLLERR == 1 << 3 && EPOLLHUP == 1 << 4);
-constexpr int epoll_revents(unsigned bits) {
-  const unsigned e = bits << 1;
-  return ((e & EPOLLPRI) ? Event::Pri : (e & EPOLLERR) ? Event::Error : 0) | ((e & EPOLLHUP) ? Event::Hup : 0);
+// evw bits for epoll's events & 0x1f (EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR,
+// EPOLLHUP); EPOLLRDHUP (0x2000) is Event::RdHup (0x20) shifted, see revents_of.
+static_assert(EPOLLIN == 1 && EPOLLPRI == 1 << 1 && EPOLLOUT == 1 << 2 && EPOLLERR == 1 << 3 &&
+              EPOLLHUP == 1 << 4 && EPOLLRDHUP >> 8 == Event::RdHup);
+constexpr int epoll_revents(unsigned e) {
+  return ((e & EPOLLIN) ? Event::Read : 0) | ((e & EPOLLOUT) ? Event::Write : 0) |
+         ((e & EPOLLPRI) ? Event::Pri : (e & EPOLLERR) ? Event::Error : 0) | ((e & EPOLLHUP) ? Event::Hup : 0);
 }
-static constexpr int kEpollRevents[16] = {
-    epoll_revents(0),  epoll_revents(1),  epoll_revents(2),  epoll_revents(3),
-    epoll_revents(4),  epoll_revents(5),  epoll_revents(6),  epoll_revents(7),
-    epoll_revents(8),  epoll_revents(9),  epoll_revents(10), epoll_revents(11),
-    epoll_revents(12), epoll_revents(13), epoll_revents(14), epoll_revents(15)};
+static constexpr auto kEpollRevents = [] {
+  struct Table {
+    int bits[32];
+  } table{};
+  for (unsigned e = 0; e < 32; ++e) table.bits[e] = epoll_revents(e);
+  return table;
+}();
+
+/// The epoll events for evw's (Event::Read, Write, Pri, RdHup) and Poll's mode
+/// bits (PollMode::Edge, OneShot, Exclusive).
+constexpr unsigned epoll_events(int events, int mode) {
+  return ((events & Event::Read) ? unsigned{EPOLLIN} : 0u) | ((events & Event::Write) ? unsigned{EPOLLOUT} : 0u) |
+         ((events & Event::Pri) ? unsigned{EPOLLPRI} : 0u) | ((events & Event::RdHup) ? unsigned{EPOLLRDHUP} : 0u) |
+         ((mode & PollMode::Edge) ? unsigned{EPOLLET} : 0u) | ((mode & PollMode::OneShot) ? unsigned{EPOLLONESHOT} : 0u) |
+         ((mode & PollMode::Exclusive) ? unsigned{EPOLLEXCLUSIVE} : 0u);
+}
 
 class ExceptBackend {
  public:
@@ -49,8 +63,9 @@ class ExceptBackend {
   ExceptBackend& operator=(const ExceptBackend&) = delete;
 
   int pollable_fd() const noexcept { return epfd_; }
-  void add(int fd, unsigned tag);
-  void modify(int fd, unsigned tag);
+  /// events: epoll's bits (see epoll_events).
+  void add(int fd, unsigned tag, unsigned events);
+  void modify(int fd, unsigned tag, unsigned events);
   void remove(int fd) noexcept;
 
   /// One ready registration, as the kernel reports it; decoded by the
@@ -58,7 +73,9 @@ class ExceptBackend {
   using Ready = epoll_event;
   static int fd_of(const Ready& r) noexcept { return static_cast<int>(static_cast<std::uint32_t>(r.data.u64)); }
   static unsigned tag_of(const Ready& r) noexcept { return static_cast<unsigned>(r.data.u64 >> 32); }
-  static int revents_of(const Ready& r) noexcept { return kEpollRevents[(r.events >> 1) & 0xf]; }
+  static int revents_of(const Ready& r) noexcept {
+    return kEpollRevents.bits[r.events & 0x1f] | static_cast<int>((r.events >> 8) & Event::RdHup);
+  }
 
   /// Up to max ready registrations, without blocking (EINTR is retried).
   /// @return how many, or -errno if the queue could not be read (the
@@ -71,7 +88,7 @@ class ExceptBackend {
   }
 
  private:
-  int ctl(int op, int fd, unsigned tag) noexcept;
+  int ctl(int op, int fd, unsigned tag, unsigned events) noexcept;
   [[noreturn]] static void fail(const char* op, int fd);
   int epfd_;
 };

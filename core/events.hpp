@@ -45,6 +45,15 @@ struct Event final {
   static constexpr int Error = static_cast<int>(0x80000000u);
 };
 
+/// How a Poll watcher is registered with epoll (combine with |).
+struct PollMode final {
+  PollMode() = delete;
+  static constexpr int Level = 0x0;      ///< level-triggered, as Io: called while the condition lasts
+  static constexpr int Edge = 0x1;       ///< EPOLLET: called once per new readiness; drain until EAGAIN
+  static constexpr int OneShot = 0x2;    ///< EPOLLONESHOT: silent after one event until Poll::rearm()
+  static constexpr int Exclusive = 0x4;  ///< EPOLLEXCLUSIVE: of the loops watching one fd, one wakes
+};
+
 /// Loop::run() flags.
 struct Run final {
   Run() = delete;

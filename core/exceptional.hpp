@@ -1,5 +1,6 @@
 // evw — the base of watchers on the loop's exceptional-condition backend
-// (EPOLLPRI): Priority and Gpio. Not for applications.
+// (EPOLLPRI and the rest of epoll's flags): Priority, Poll, Gpio, Attr.
+// Not for applications.
 #pragma once
 
 #include "loop.hpp"
@@ -13,6 +14,7 @@ class PriorityTable;
 /// Nodes on the same fd form a list; the fd is registered with the kernel once.
 struct ExceptNode {
   int fd = -1;
+  int events = Event::Pri;  // what the watcher asks for (Event::Read, Write, Pri, RdHup)
   void* ev = nullptr;  // the libev watcher fed when the fd is ready and libev must order it
   void* self = nullptr;  // the watcher, as call() takes it
   // Called directly when the table delivers the event itself, never after the
@@ -24,6 +26,9 @@ struct ExceptNode {
   ExceptNode* next = nullptr;
   int pri = 0;  // the watcher's priority, copied at registration (set_priority re-registers)
   bool linked = false;
+  unsigned char mode = PollMode::Level;  // PollMode bits: one mode per fd and loop
+  // What the watcher is called with: its events, and the errors epoll always reports.
+  int accepts() const noexcept { return events | Event::Error | Event::Hup; }
 };
 
 // Out of line, in priority_table.cpp.
@@ -31,6 +36,8 @@ void except_start(Loop& loop, ExceptNode& node);
 void except_stop(Loop& loop, ExceptNode& node) noexcept;
 int except_take_pending(Loop& loop, ExceptNode& node) noexcept;
 bool except_is_pending(Loop& loop, const ExceptNode& node) noexcept;
+// A one-shot registration of node's fd is armed again. @throws std::system_error.
+void except_rearm(Loop& loop, ExceptNode& node);
 // A move: `to` (a copy of the registered node `from`) takes its place in the
 // table, so the kernel registration stays as it is.
 void except_replace(Loop& loop, ExceptNode& from, ExceptNode& to) noexcept;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -72,14 +73,22 @@ void PriorityTable::orphan() noexcept {
   else ev_io_stop(loop_, &io_);
 }
 
+unsigned PriorityTable::events_of(const ExceptNode* head) noexcept {
+  unsigned events = 0;
+  for (const ExceptNode* node = head; node != nullptr; node = node->next)
+    events |= epoll_events(node->events, node->mode);
+  return events;
+}
+
 void PriorityTable::add(ExceptNode& node) {
   resolve_all();  // the tag bump below would hide a queued record from its watcher
   const int fd = node.fd;
   const auto index = static_cast<std::size_t>(fd);
+  unsigned events = epoll_events(node.events, node.mode);
   if (index >= slots_.size()) {
     // The kernel first: a number that is not an open fd (any int may come
     // in) fails there with EBADF instead of sizing the table after it.
-    backend_->add(fd, kNoTag + 1);
+    backend_->add(fd, kNoTag + 1, events);
     try {
       slots_.resize(index + 1);
     } catch (...) {
@@ -89,13 +98,21 @@ void PriorityTable::add(ExceptNode& node) {
     slots_[index].tag = kNoTag + 1;
   } else {
     Slot& slot = slots_[index];
+    // EPOLLET, EPOLLONESHOT and EPOLLEXCLUSIVE belong to the one registration
+    // of the fd, so its watchers must agree on them.
+    if (slot.head != nullptr && slot.head->mode != node.mode)
+      throw std::logic_error("evw::Poll: fd " + std::to_string(fd) +
+                             " is watched in this loop with another PollMode already (mode " +
+                             std::to_string(slot.head->mode) + ", asked " + std::to_string(node.mode) + ")");
     unsigned tag = slot.tag + 1;
     if (tag == kNoTag) ++tag;
-    if (slot.head == nullptr) backend_->add(fd, tag);
-    else backend_->modify(fd, tag);  // if this throws, the kernel keeps the old tag
+    events |= events_of(slot.head);
+    if (slot.head == nullptr) backend_->add(fd, tag, events);
+    else backend_->modify(fd, tag, events);  // if this throws, the kernel keeps the old tag
     slot.tag = tag;
   }
   Slot& slot = slots_[index];
+  slot.events = events;
   const unsigned tag = slot.tag;
   node.pri = ev_priority(static_cast<ev_watcher*>(node.ev));
   if (by_priority_[node.pri - min_priority]++ == 0) ++priorities_;
@@ -108,6 +125,12 @@ void PriorityTable::add(ExceptNode& node) {
   if (nodes_++ == 0) ev_ref(loop_);
 }
 
+void PriorityTable::rearm(ExceptNode& node) {
+  if (!node.linked) return;
+  const Slot& slot = slots_[static_cast<std::size_t>(node.fd)];
+  backend_->modify(node.fd, slot.tag, slot.events);  // the same tag: queued records stay live
+}
+
 void PriorityTable::remove(ExceptNode& node) noexcept {
   if (!node.linked) return;
   take_queued(node);
@@ -118,9 +141,24 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
   if (node.next != nullptr) node.next->prev = node.prev;
   node.prev = node.next = nullptr;
   node.linked = false;
-  // Still the tag the kernel has (no new registration); kNoTag unless one is left.
-  slot.one_tag = slot.head != nullptr && slot.head->next == nullptr ? slot.tag : kNoTag;
-  if (slot.head == nullptr) backend_->remove(node.fd);
+  if (slot.head == nullptr) {
+    backend_->remove(node.fd);
+    slot.one_tag = kNoTag;
+  } else {
+    // The others' events only: a level-triggered Event::Write nobody asks
+    // for any more would otherwise wake the loop on every iteration. Still
+    // the tag the kernel has (no new registration).
+    bool exact = true;
+    if (const unsigned events = events_of(slot.head); events != slot.events) {
+      try {
+        backend_->modify(node.fd, slot.tag, events);
+        slot.events = events;
+      } catch (...) {
+        exact = false;  // the wider registration stays; resolve() filters what it reports
+      }
+    }
+    slot.one_tag = exact && slot.head->next == nullptr ? slot.tag : kNoTag;
+  }
   if (--nodes_ == 0) ev_unref(loop_);
 }
 
@@ -202,8 +240,10 @@ void PriorityTable::resolve(Batch& batch) noexcept {
     const Ready& ready = *batch.next;
     ExceptNode* node = live(ready);
     if (node == nullptr) batch.stale = true;
-    const int revents = ExceptBackend::revents_of(ready);
+    const int all = ExceptBackend::revents_of(ready);
     for (; node != nullptr; node = node->next) {
+      const int revents = all & node->accepts();  // each watcher of the fd gets its own bits
+      if (revents == 0) continue;
       if (!direct || out == end) ev_feed_event(loop_, node->ev, revents);
       else *out++ = {node, revents};
     }
@@ -268,6 +308,10 @@ bool PriorityTable::is_queued(const ExceptNode& node) noexcept {
 }
 
 void except_start(Loop& loop, ExceptNode& node) { Access::make_priority_table(loop).add(node); }
+
+void except_rearm(Loop& loop, ExceptNode& node) {
+  if (PriorityTable* table = Access::priority_table(loop)) table->rearm(node);
+}
 
 // WatcherBase::stop() and freeze() have taken the pending event already.
 void except_stop(Loop& loop, ExceptNode& node) noexcept {
@@ -381,7 +425,8 @@ bool PriorityTable::populate(ExceptBackend& fresh, int* failed_fd, int* failed_e
     if (slots_[fd].head == nullptr) continue;
     int err = 0;
     try {
-      fresh.add(static_cast<int>(fd), slots_[fd].tag);
+      // A disarmed one-shot registration comes back armed: at worst one event early.
+      fresh.add(static_cast<int>(fd), slots_[fd].tag, slots_[fd].events);
     } catch (const std::system_error& e) {
       err = e.code().value();
     } catch (const std::exception&) {  // std::bad_alloc building the message

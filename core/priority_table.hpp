@@ -27,8 +27,13 @@ class PriorityTable {
   PriorityTable(const PriorityTable&) = delete;
   PriorityTable& operator=(const PriorityTable&) = delete;
 
-  /// Register node (node.fd, node.ev set). @throws std::system_error.
+  /// Register node (node.fd, node.ev, node.events, node.mode set): its fd is
+  /// registered for the union of its watchers' events.
+  /// @throws std::system_error; std::logic_error if the fd's other watchers
+  ///         have another mode.
   void add(ExceptNode& node);
+  /// Arm node's fd again (PollMode::OneShot). @throws std::system_error.
+  void rearm(ExceptNode& node);
   void remove(ExceptNode& node) noexcept;
   /// `to`, a copy of the registered `from`, takes its place (a watcher moved).
   void replace(ExceptNode& from, ExceptNode& to) noexcept;
@@ -72,8 +77,11 @@ class PriorityTable {
   struct Slot {
     ExceptNode* head = nullptr;
     unsigned tag = 0;       // bumped at every registration, never kNoTag
-    unsigned one_tag = kNoTag;  // tag while exactly one watcher is here, else kNoTag
+    unsigned one_tag = kNoTag;  // tag while exactly one watcher is here (and the kernel
+                                // reports it nothing else), else kNoTag
+    unsigned events = 0;        // the epoll events registered: the union of the watchers'
   };
+  static unsigned events_of(const ExceptNode* head) noexcept;
   static constexpr unsigned kNoTag = 0;
   static void on_ready(struct ev_loop* loop, ev_io* io, int revents) noexcept;
   // Calls node's callback; an exception is kept for run(), as dispatch does.

@@ -3,6 +3,7 @@
 //   int revents = co_await evw::readable(loop, fd);     // Event::Read (Io)
 //   co_await evw::writable(loop, fd);                   // Event::Write (Io)
 //   co_await evw::urgent(loop, fd);                     // EPOLLPRI (Priority): Event::Pri, Event::Hup or Event::Error
+//   co_await evw::peer_hangup(loop, fd);                // EPOLLRDHUP (Poll): Event::RdHup, or Event::Hup / Event::Error
 //   co_await evw::sleep(loop, 250ms);                   // Event::Timer (Timer)
 //   co_await evw::signal(loop, SIGTERM);                // Event::Signal (Signal)
 //   evw::Watch<evw::Gpio> button(loop, 17, config);     // a watcher awaited many times:
@@ -56,6 +57,7 @@
 #include "../core/loop.hpp"
 #include "../core/time.hpp"
 #include "../watchers/io.hpp"
+#include "../watchers/poll.hpp"
 #include "../watchers/priority.hpp"
 #include "../watchers/signal.hpp"
 #include "../watchers/timer.hpp"
@@ -129,6 +131,18 @@ class WatcherAwaitable {
 ///         for fds epoll refuses (EPERM for regular files, EBADF).
 [[nodiscard]] inline auto urgent(Loop& loop, int fd) {
   return detail::WatcherAwaitable<Priority, int>(loop, fd);
+}
+
+/// @brief Wait until the peer of a stream socket shuts down its writing side
+/// (shutdown(SHUT_WR) or close: EPOLLRDHUP, through a Poll watcher), with or
+/// without data still unread here. (Not named `hangup`: <term.h> defines a
+/// macro of that name.)
+/// @return the revents: Event::RdHup, maybe with Event::Hup / Event::Error
+///         (the connection was reset).
+/// @throws (at co_await) std::invalid_argument if fd < 0; std::system_error
+///         for fds epoll refuses (EPERM for regular files, EBADF).
+[[nodiscard]] inline auto peer_hangup(Loop& loop, int fd) {
+  return detail::WatcherAwaitable<Poll, int, int>(loop, fd, Event::RdHup);
 }
 
 namespace detail {

@@ -168,9 +168,14 @@ TEST_CASE("macro-proof names: every watcher type, config enum and coroutine name
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
   evw::Priority pri(loop, sv[0], noop);
   CHECK(pri.fd() == sv[0]);
+  evw::Poll poll(loop, sv[0], evw::Event::Read | evw::Event::RdHup, evw::PollMode::Edge, noop);
+  CHECK(poll.mode() == evw::PollMode::Edge);
+  const int modes[] = {evw::PollMode::Level, evw::PollMode::Edge, evw::PollMode::OneShot, evw::PollMode::Exclusive};
+  CHECK((modes[0] | modes[1] | modes[2] | modes[3]) == 7);
+  static_assert(std::is_same_v<decltype(evw::peer_hangup(loop, 0)), evw::detail::WatcherAwaitable<evw::Poll, int, int>>);
   CHECK(sig.signum() == SIGUSR2);
   CHECK_FALSE(check.is_active());
-  CHECK(loop.watcher_count() == 11);  // child is in the default loop
+  CHECK(loop.watcher_count() == 12);  // child is in the default loop
 
   evw::GpioConfig gpio{.sysfs_root = "/nonexistent", .edge = evw::Edge::Both, .active_low = false, .debounce = 0.0};
   CHECK(gpio.edge == evw::Edge::Both);

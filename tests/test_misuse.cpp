@@ -71,11 +71,11 @@ struct FuzzError {  // what callbacks throw on purpose: not a std::exception
 };
 
 enum Kind { IO, TIMER, SIGNAL, PRIORITY, PERIODIC, IDLE, PREPARE, CHECK, STAT, ASYNC, FORK,
-            CLEANUP, EMBED, CHILD, MOUNTS, ATTR, PRESSURE, CGROUP_EVENTS, KINDS };
+            CLEANUP, EMBED, CHILD, MOUNTS, ATTR, PRESSURE, CGROUP_EVENTS, POLL, KINDS };
 const char* const kind_names[] = {"Io",    "Timer", "Signal", "Priority", "Periodic",
                                   "Idle",  "Prepare", "Check", "Stat",   "Async",
                                   "Fork",  "Cleanup", "Embed", "Child",  "Mounts",
-                                  "Attr",  "Pressure", "CgroupEvents"};
+                                  "Attr",  "Pressure", "CgroupEvents", "Poll"};
 
 constexpr int kLoops = 3;     // slot kLoops is the default loop (never destroyed)
 constexpr int kSlots = 48;    // watchers
@@ -201,6 +201,14 @@ struct Fuzz {
                                 0x80, evw::Event::Read | evw::Event::Timer, -1, evw::Event::Error};
     return masks[r(std::size(masks))];
   }
+  // Poll: valid and invalid events and modes (Exclusive with OneShot, Pri or RdHup is refused).
+  int any_poll_events() {
+    static const int masks[] = {evw::Event::Read, evw::Event::Write, evw::Event::Pri, evw::Event::RdHup,
+                                evw::Event::Read | evw::Event::RdHup, evw::Event::Read | evw::Event::Write | evw::Event::Pri,
+                                0, evw::Event::Hup, -1};
+    return masks[r(std::size(masks))];
+  }
+  int any_poll_mode() { return static_cast<int>(r(9)) - (chance(5) ? 100 : 0); }
   int any_revents() {
     static const int masks[] = {0, evw::Event::Read, evw::Event::Write, evw::Event::Timer, evw::Event::Signal, evw::Event::Pri,
                                 evw::Event::Hup, evw::Event::Error, evw::Event::Custom, -1, evw::Event::Cleanup, evw::Event::Embed};
@@ -266,6 +274,7 @@ struct Fuzz {
   bool on_epoll(const WatcherBase* w) {
     if (const auto* io = dynamic_cast<const evw::Io*>(w)) return is_epoll(io->fd());
     if (const auto* p = dynamic_cast<const evw::Priority*>(w)) return is_epoll(p->fd());
+    if (const auto* p = dynamic_cast<const evw::Poll*>(w)) return is_epoll(p->fd());
     return false;
   }
 
@@ -363,6 +372,7 @@ struct Fuzz {
         case ATTR: make<evw::Attr>(slot, kind, li, owned, any_attr_path()); break;
         case PRESSURE: make<evw::Pressure>(slot, kind, li, owned, any_pressure()); break;
         case CGROUP_EVENTS: make<evw::CgroupEvents>(slot, kind, li, owned, any_cgroup()); break;
+        case POLL: make<evw::Poll>(slot, kind, li, owned, any_fd(false), any_poll_events(), any_poll_mode()); break;
         default: break;
       }
     });
@@ -418,7 +428,7 @@ void Fuzz::on_event(W& w, int) {
   // Level-triggered sources would spin: consume most of the time (only our
   // own descriptors, all nonblocking: a random number may be stdin).
   bool ours = false;
-  if constexpr (std::is_same_v<W, evw::Io> || std::is_same_v<W, evw::Priority>)
+  if constexpr (std::is_same_v<W, evw::Io> || std::is_same_v<W, evw::Priority> || std::is_same_v<W, evw::Poll>)
     for (int fd : fds) ours = ours || (fd >= 0 && fd == w.fd());
   if constexpr (std::is_same_v<W, evw::Io>) {
     if (ours && chance(70)) {
@@ -432,6 +442,15 @@ void Fuzz::on_event(W& w, int) {
       while (::recv(w.fd(), &c, 1, MSG_OOB | MSG_DONTWAIT) > 0) {}
       if (chance(30)) w.stop();  // HUP/ERR keep firing
     }
+  }
+  if constexpr (std::is_same_v<W, evw::Poll>) {
+    if (ours && chance(70)) {
+      char buf[256];
+      while (::recv(w.fd(), buf, sizeof buf, MSG_OOB | MSG_DONTWAIT) > 0) {}
+      while (::recv(w.fd(), buf, sizeof buf, MSG_DONTWAIT) > 0) {}
+      if (chance(30)) w.stop();  // HUP/ERR, RdHup and Write keep firing
+    }
+    if (chance(20)) w.rearm();
   }
   if (nest >= kMaxNest || !chance(35)) return;
   ++nest;
@@ -724,6 +743,12 @@ void Fuzz::specific(int slot) {
         if (chance(50)) w.set(any_cgroup());
         (void)w.populated();
         (void)w.frozen();
+        break;
+      }
+      case POLL: {
+        auto& w = static_cast<evw::Poll&>(*base);
+        if (chance(50)) w.set(any_fd(false), any_poll_events(), any_poll_mode());
+        else w.rearm();
         break;
       }
       default: {

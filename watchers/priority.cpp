@@ -10,17 +10,6 @@ static_assert(sizeof(detail::EvStorage<32>) >= sizeof(ev_watcher));
 
 namespace {
 
-void priority_callback(struct ev_loop*, ev_watcher* w, int revents) noexcept {
-  detail::dispatch(*static_cast<Priority*>(w->data), revents);
-}
-
-// The EPOLLPRI table's direct call: it catches, and it never calls directly
-// once the loop has failed (see PriorityTable::hand_over).
-void priority_direct(int revents, void* self) {
-  auto& w = *static_cast<Priority*>(self);
-  detail::invoke_callback(*detail::Access::loop(w), w, revents);  // may destroy w: touch nothing after
-}
-
 void check(int fd) {
   if (fd < 0) detail::throw_invalid("Priority", "fd", std::to_string(fd) + " is negative");
 }
@@ -33,8 +22,8 @@ Priority::Priority(Loop& loop, int fd, Callback cb)
   node_.fd = fd;
   node_.ev = &ev_;
   node_.self = this;
-  node_.call = priority_direct;
-  ev_set_cb(detail::ev_of<ev_watcher>(*this), priority_callback);
+  node_.call = detail::except_direct<Priority>;
+  ev_set_cb(detail::ev_of<ev_watcher>(*this), detail::except_callback<Priority>);
 }
 
 Priority::~Priority() { stop(); }
