@@ -225,6 +225,22 @@ post_table() {
     done
 }
 
+# Watchers at scale: instructions per watcher made, started, stopped and destroyed.
+scale_table() {
+    local what=$1 n=$2 row label prog
+    local -A ir=()
+    for row in "raw libev|scale_libev" "evw, shared|scale_evw_shared" "evw, static|scale_evw"; do
+        IFS='|' read -r label prog <<<"$row"
+        measure "${prog}_$what" "$prog" "$(scale_count "$prog" "$what" "$n")" "$what" "$n"
+        ir[$label]=$IR
+        echo "| $what | $label | ${IR:-$STATUS} | $(ratio "$IR" "${ir[raw libev]:-}") |" \
+             "$([ "$what" = timers ] && [ "${label#evw}" != "$label" ] && check "$IR" "${ir[raw libev]:-}" 2)" \
+             "| ${WALL:-} | ${RSS:-} |"
+    done
+}
+# The watchers a scale run makes: N, or fewer where RLIMIT_NOFILE caps the socketpairs.
+scale_count() { "$BIN/$1" "$2" "$3" 2>/dev/null | sed -n 's/.*events=\([0-9]*\).*/\1/p'; }
+
 machine() {
     local cpu
     cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
@@ -281,6 +297,14 @@ pkg_version() {
         "libuv|post_libuv" \
         "evw, shared|post_evw_shared" \
         "evw, static|post_evw"
+
+    echo
+    echo "### Watchers at scale (each in an allocation of its own: malloc for libev, std::unique_ptr for evw)"
+    echo
+    echo "| workload | implementation | instructions/watcher | vs raw libev | target | wall ns/watcher (noisy) | peak RSS (KiB) |"
+    echo "|---|---|---:|---:|---|---:|---:|"
+    scale_table timers "${SCALE_TIMERS:-1000000}"
+    scale_table io "${SCALE_IO:-100000}"
 
     echo
     echo "evw rows: \"shared\" links libevw.so as \`make install\` builds it and \`pkg-config --libs evw\`" \
