@@ -1,5 +1,7 @@
 #include "io.hpp"
 
+#include <cstddef>
+
 #include <fcntl.h>
 
 #include <cerrno>
@@ -79,10 +81,10 @@ void Io::set(int fd, int events) {
   thaw(frozen);
 }
 
-int Io::fd() const noexcept { return detail::ev_of<ev_io>(*this)->fd; }
-int Io::events() const noexcept { return detail::ev_of<ev_io>(*this)->events & (Event::Read | Event::Write); }
 
 void Io::start_impl() {
+  static_assert(offsetof(ev_io, fd) == fd_offset && offsetof(ev_io, events) == fd_offset + sizeof(int),
+                "ev_io's layout changed: Io::fd()/events() read it inline");
   // libev would report a closed fd later as EV_ERROR and stop the watcher;
   // saying so at start() is clearer.
   if (detail::sys::retry_eintr([&] { return detail::sys::fcntl(fd(), F_GETFD); }) < 0) {

@@ -11,6 +11,9 @@
 // backend refused it: the watcher is already stopped then. Plus whatever feed() passes.
 #pragma once
 
+#include <cstddef>
+#include <cstring>
+
 #include "../core/loop.hpp"
 #include "../core/watcher.hpp"
 
@@ -36,14 +39,25 @@ class Io final : public detail::Watcher<Io> {
   void set(int fd, int events);
   /// @brief Same fd, other events.
   void set_events(int events) { set(fd(), events); }
-  int fd() const noexcept;
-  int events() const noexcept;
+  /// @brief The fd watched. (Inline: read from libev's struct at the offset io.cpp checks.)
+  int fd() const noexcept { return field(fd_offset); }
+  /// @brief Event::Read and/or Event::Write.
+  int events() const noexcept { return field(fd_offset + sizeof(int)) & (Event::Read | Event::Write); }
 
  private:
   // @throws std::system_error(EBADF) if the fd is not open.
   void start_impl() override;
   void stop_impl() noexcept override;
   void rehome_start_impl(WatcherBase& from, bool active) noexcept override;
+  // ev_io's fd and events follow three ints and three pointers (checked
+  // against <ev.h> in io.cpp, which keeps libev out of this header).
+  static constexpr std::size_t fd_offset =
+      (3 * sizeof(int) + alignof(void*) - 1) / alignof(void*) * alignof(void*) + 3 * sizeof(void*);
+  int field(std::size_t offset) const noexcept {
+    int v;
+    std::memcpy(&v, ev_.bytes + offset, sizeof v);
+    return v;
+  }
   detail::EvStorage<48> ev_;
 };
 
