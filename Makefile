@@ -46,7 +46,7 @@ LIBS     := -lev
 
 LIB_HEADERS := evw.hpp $(wildcard core/*.hpp watchers/*.hpp coro/*.hpp)
 # Internal headers are not installed.
-PRIVATE_HEADERS := core/access.hpp core/backend.hpp core/backend_epoll.hpp core/fd_check.hpp core/io_relay.hpp core/priority_table.hpp \
+PRIVATE_HEADERS := core/access.hpp core/backend.hpp core/backend_epoll.hpp core/fd_check.hpp core/io_relay.hpp core/priority_table.hpp core/exclusive_queue.hpp \
                    core/signals.hpp core/sys.hpp core/wakeup.hpp
 PUBLIC_HEADERS  := $(filter-out $(PRIVATE_HEADERS),$(LIB_HEADERS))
 LIB_SRCS := $(wildcard core/*.cpp watchers/*.cpp)

@@ -58,6 +58,12 @@ PriorityTable::PriorityTable(Loop& owner) : owner_(&owner), loop_(owner.raw()), 
   fork_.data = this;
   ev_fork_start(loop_, &fork_);
   ev_unref(loop_);
+  ev_async_init(&async_, on_exclusive);
+  ev_set_priority(&async_, EV_MAXPRI);
+  async_.data = this;
+  ev_prepare_init(&resume_, on_resume);
+  ev_set_priority(&resume_, EV_MAXPRI);
+  resume_.data = this;
   make_spare();
 }
 
@@ -68,6 +74,15 @@ void PriorityTable::orphan() noexcept {
   orphaned_ = true;
   ev_ref(loop_);
   ev_fork_stop(loop_, &fork_);
+  if (exclusive_) {
+    exclusive_.reset();  // joins the waiter: it sends async_ no more
+    ev_ref(loop_);
+    ev_async_stop(loop_, &async_);
+    if (ev_is_active(&resume_)) {
+      ev_ref(loop_);
+      ev_prepare_stop(loop_, &resume_);
+    }
+  }
   if (nodes_ == 0) ev_ref(loop_);  // ev_io_stop counts it off again
   if (ev_is_active(&retry_)) ev_timer_stop(loop_, &retry_);
   else ev_io_stop(loop_, &io_);
@@ -88,11 +103,14 @@ void PriorityTable::add(ExceptNode& node) {
   if (index >= slots_.size()) {
     // The kernel first: a number that is not an open fd (any int may come
     // in) fails there with EBADF instead of sizing the table after it.
-    backend_->add(fd, kNoTag + 1, events);
+    ExceptBackend& queue = queue_for(node.mode);
+    queue.add(fd, kNoTag + 1, events);
+    changed(node.mode);
     try {
       slots_.resize(index + 1);
     } catch (...) {
-      backend_->remove(fd);
+      queue.remove(fd);
+      changed(node.mode);
       throw;
     }
     slots_[index].tag = kNoTag + 1;
@@ -107,8 +125,11 @@ void PriorityTable::add(ExceptNode& node) {
     unsigned tag = slot.tag + 1;
     if (tag == kNoTag) ++tag;
     events |= events_of(slot.head);
-    if (slot.head == nullptr) backend_->add(fd, tag, events);
-    else backend_->modify(fd, tag, events);  // if this throws, the kernel keeps the old tag
+    ExceptBackend& queue = queue_for(node.mode);
+    changed(node.mode);  // before: a record the waiter takes meanwhile is not checked as stale
+    if (slot.head == nullptr) queue.add(fd, tag, events);
+    else queue.modify(fd, tag, events);  // if this throws, the kernel keeps the old tag
+    changed(node.mode);
     slot.tag = tag;
   }
   Slot& slot = slots_[index];
@@ -128,7 +149,7 @@ void PriorityTable::add(ExceptNode& node) {
 void PriorityTable::rearm(ExceptNode& node) {
   if (!node.linked) return;
   const Slot& slot = slots_[static_cast<std::size_t>(node.fd)];
-  backend_->modify(node.fd, slot.tag, slot.events);  // the same tag: queued records stay live
+  queue_for(node.mode).modify(node.fd, slot.tag, slot.events);  // the same tag: queued records stay live
 }
 
 void PriorityTable::remove(ExceptNode& node) noexcept {
@@ -141,8 +162,13 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
   if (node.next != nullptr) node.next->prev = node.prev;
   node.prev = node.next = nullptr;
   node.linked = false;
+  // A linked node's queue exists (unless the loop is gone: orphan()).
+  ExceptBackend* const queue = (node.mode & PollMode::Exclusive) == 0 ? backend_.get()
+                               : exclusive_                           ? &exclusive_->backend()
+                                                                      : nullptr;
   if (slot.head == nullptr) {
-    backend_->remove(node.fd);
+    if (queue != nullptr) queue->remove(node.fd);
+    changed(node.mode);
     slot.one_tag = kNoTag;
   } else {
     // The others' events only: a level-triggered Event::Write nobody asks
@@ -151,11 +177,12 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
     bool exact = true;
     if (const unsigned events = events_of(slot.head); events != slot.events) {
       try {
-        backend_->modify(node.fd, slot.tag, events);
+        if (queue != nullptr) queue->modify(node.fd, slot.tag, events);
         slot.events = events;
       } catch (...) {
         exact = false;  // the wider registration stays; resolve() filters what it reports
       }
+      changed(node.mode);
     }
     slot.one_tag = exact && slot.head->next == nullptr ? slot.tag : kNoTag;
   }
@@ -187,7 +214,7 @@ void PriorityTable::replace(ExceptNode& from, ExceptNode& to) noexcept {
 // difference: one priority in the table, one watcher per fd, and no callback
 // has touched the table since the drain. Anything else resolves the rest
 // into entries first (resolve), whose order and contents are then fixed.
-void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
+void PriorityTable::on_ready(struct ev_loop*, ev_io* io, int) noexcept {
   auto* self = static_cast<PriorityTable*>(io->data);
   // A callback of an outer on_ready runs the loop: libev orders the rest now.
   if (self->batch_ != nullptr) [[unlikely]] {
@@ -200,6 +227,45 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
     if (n < 0) self->drain_failed(-n);
     return;
   }
+  self->deliver(batch, n);
+}
+
+// The exclusive queue's waiter published records (exclusive_queue.hpp).
+void PriorityTable::on_exclusive(struct ev_loop*, ev_async* async, int) noexcept {
+  auto* self = static_cast<PriorityTable*>(async->data);
+  if (!self->exclusive_) return;
+  if (self->batch_ != nullptr) [[unlikely]] {
+    self->resolve_all();
+    self->spill(*self->batch_);
+  }
+  Batch batch;
+  bool exact = true;
+  const int n = self->exclusive_->take(batch.ready, &exact);
+  if (n == 0) return;
+  // The waiter polls again once every callback of this iteration has run.
+  if (!ev_is_active(&self->resume_)) {
+    ev_prepare_start(self->loop_, &self->resume_);
+    ev_unref(self->loop_);
+  }
+  if (n < 0) {
+    self->drain_failed(-n);
+    return;
+  }
+  batch.exclusive = true;
+  batch.lenient = !exact;
+  self->deliver(batch, n);
+}
+
+void PriorityTable::on_resume(struct ev_loop* loop, ev_prepare* prepare, int) noexcept {
+  auto* self = static_cast<PriorityTable*>(prepare->data);
+  ev_ref(loop);
+  ev_prepare_stop(loop, prepare);
+  if (self->exclusive_) self->exclusive_->resume();
+}
+
+void PriorityTable::deliver(Batch& batch, int n) noexcept {
+  PriorityTable* const self = this;
+  struct ev_loop* const loop = loop_;
   batch.end = batch.ready + n;
   batch.outer = self->batch_;
   self->batch_ = &batch;
@@ -225,7 +291,10 @@ void PriorityTable::on_ready(struct ev_loop* loop, ev_io* io, int) noexcept {
   }
   if (!batch.lazy) self->dispatch_entries(batch, epoch);
   self->batch_ = batch.outer;
-  if (batch.stale) [[unlikely]] self->drop_stale();
+  if (batch.stale) [[unlikely]] {
+    if (batch.exclusive) self->drop_stale_exclusive();
+    else self->drop_stale();
+  }
 }
 
 // The records not yet dispatched become entries (or are fed to libev when
@@ -239,7 +308,7 @@ void PriorityTable::resolve(Batch& batch) noexcept {
   for (; batch.next != batch.end; ++batch.next) {
     const Ready& ready = *batch.next;
     ExceptNode* node = live(ready);
-    if (node == nullptr) batch.stale = true;
+    if (node == nullptr && !batch.lenient) batch.stale = true;
     const int all = ExceptBackend::revents_of(ready);
     for (; node != nullptr; node = node->next) {
       const int revents = all & node->accepts();  // each watcher of the fd gets its own bits
@@ -353,7 +422,7 @@ void PriorityTable::drop_stale() noexcept {
   }
   if (fresh) {
     int failed_fd, failed_errno;
-    if (populate(*fresh, &failed_fd, &failed_errno)) {
+    if (populate(*fresh, false, &failed_fd, &failed_errno)) {
       // Any other failure is of an fd closed under its watchers (EBADF): the
       // old queue has no live registration of it either.
       watch_queue(std::move(fresh));
@@ -417,12 +486,13 @@ void PriorityTable::drain_failed(int err) noexcept {
 // reported (*failed_fd = -1 if none), the others are added all the same.
 // @return false if an fd could not be added for want of memory (ENOMEM,
 // ENOSPC: max_user_watches), which a later try may cure.
-bool PriorityTable::populate(ExceptBackend& fresh, int* failed_fd, int* failed_errno) noexcept {
+bool PriorityTable::populate(ExceptBackend& fresh, bool exclusive, int* failed_fd, int* failed_errno) noexcept {
   bool short_of_memory = false;
   *failed_fd = -1;
   *failed_errno = 0;
   for (std::size_t fd = 0; fd < slots_.size(); ++fd) {
     if (slots_[fd].head == nullptr) continue;
+    if (((slots_[fd].head->mode & PollMode::Exclusive) != 0) != exclusive) continue;
     int err = 0;
     try {
       // A disarmed one-shot registration comes back armed: at worst one event early.
@@ -446,7 +516,7 @@ bool PriorityTable::populate(ExceptBackend& fresh, int* failed_fd, int* failed_e
 bool PriorityTable::rebuild(int* failed_fd, int* failed_errno) {
   spare_.reset();  // in a forked child it is the parent's too: never to be used
   auto fresh = std::make_unique<ExceptBackend>();
-  populate(*fresh, failed_fd, failed_errno);
+  populate(*fresh, false, failed_fd, failed_errno);
   watch_queue(std::move(fresh));
   make_spare();
   return *failed_fd < 0;
@@ -454,11 +524,65 @@ bool PriorityTable::rebuild(int* failed_fd, int* failed_errno) {
 
 void PriorityTable::after_fork() {
   // The inherited queue is shared with the parent: build a private one.
+  const bool forked = ::getpid() != pid_;
   pid_ = ::getpid();
   int failed_fd, failed_errno;
-  if (!rebuild(&failed_fd, &failed_errno))
+  bool rebuilt = rebuild(&failed_fd, &failed_errno);
+  if (exclusive_ && forked) {
+    // The child has no waiter: the old queue is left behind (its descriptors
+    // closed here, the object leaked), and a new one gets its own waiter.
+    exclusive_->abandon();
+    static_cast<void>(exclusive_.release());
+    int ex_fd, ex_errno;
+    exclusive_ = fresh_exclusive(&ex_fd, &ex_errno);
+    if (rebuilt && ex_fd >= 0) rebuilt = false, failed_fd = ex_fd, failed_errno = ex_errno;
+  }
+  if (!rebuilt)
     throw_system(failed_errno, "evw::Loop::fork: cannot watch fd " + std::to_string(failed_fd) +
-                                   " for EPOLLPRI again in the child");
+                                   " again in the child");
+}
+
+// The exclusive queue, made on first use (with its waiter).
+ExceptBackend& PriorityTable::queue_for(int mode) {
+  if ((mode & PollMode::Exclusive) == 0) [[likely]]
+    return *backend_;
+  if (!exclusive_) make_exclusive();
+  return exclusive_->backend();
+}
+
+void PriorityTable::make_exclusive() {
+  exclusive_ = std::make_unique<ExclusiveQueue>(loop_, &async_);
+  if (ev_is_active(&async_)) return;  // a fork lost the last queue (after_fork)
+  ev_async_start(loop_, &async_);
+  ev_unref(loop_);
+}
+
+// A new exclusive queue with every live exclusive fd registered (the first
+// that cannot be is reported in *failed_fd, else -1).
+// @throws std::system_error if there is no queue or thread to be had.
+std::unique_ptr<ExclusiveQueue> PriorityTable::fresh_exclusive(int* failed_fd, int* failed_errno) {
+  auto fresh = std::make_unique<ExclusiveQueue>(loop_, &async_);
+  populate(fresh->backend(), true, failed_fd, failed_errno);
+  return fresh;
+}
+
+// A stale exclusive registration (a file closed under its watcher while a
+// dup lives on) is cured as the side-queue's is: a new queue with the live
+// fds. If none can be made now, the waiter goes on reporting the record and
+// the next batch tries again.
+void PriorityTable::drop_stale_exclusive() noexcept {
+  if (orphaned_ || !exclusive_) return;
+  try {
+    int failed_fd, failed_errno;
+    std::unique_ptr<ExclusiveQueue> fresh = fresh_exclusive(&failed_fd, &failed_errno);
+    exclusive_.swap(fresh);  // fresh, the old one, joins its waiter as it goes
+    if (ev_is_active(&resume_)) {  // the new waiter waits for no resume()
+      ev_ref(loop_);
+      ev_prepare_stop(loop_, &resume_);
+    }
+  } catch (const std::exception&) {
+    // No descriptor or thread now.
+  }
 }
 
 void PriorityTable::on_fork(struct ev_loop*, ev_fork* w, int) noexcept {

@@ -17,6 +17,7 @@
 #include "backend.hpp"
 #include "events.hpp"
 #include "exceptional.hpp"
+#include "exclusive_queue.hpp"
 
 namespace evw::detail {
 
@@ -72,6 +73,8 @@ class PriorityTable {
     Entry entries[kBatch];
     int count = 0;
     Batch* outer = nullptr;  // an on_ready further up the stack (a nested run())
+    bool exclusive = false;  // the records come from the exclusive queue
+    bool lenient = false;    // a record nobody owns may be an old one, not a stale registration
   };
   // One per fd number: its watchers and the tag of its kernel registration.
   struct Slot {
@@ -84,6 +87,20 @@ class PriorityTable {
   static unsigned events_of(const ExceptNode* head) noexcept;
   static constexpr unsigned kNoTag = 0;
   static void on_ready(struct ev_loop* loop, ev_io* io, int revents) noexcept;
+  static void on_exclusive(struct ev_loop* loop, ev_async* async, int revents) noexcept;
+  static void on_resume(struct ev_loop* loop, ev_prepare* prepare, int revents) noexcept;
+  // Delivers batch.ready[0, n) (n > 0): the body of on_ready and on_exclusive.
+  [[gnu::always_inline]] inline void deliver(Batch& batch, int n) noexcept;
+  // The kernel queue of a registration in mode; the exclusive one is made
+  // (with its waiter) on first use. @throws std::system_error.
+  ExceptBackend& queue_for(int mode);
+  // Called after any change of a registration in mode's queue.
+  void changed(int mode) noexcept {
+    if ((mode & PollMode::Exclusive) != 0 && exclusive_) exclusive_->changed();
+  }
+  void make_exclusive();
+  std::unique_ptr<ExclusiveQueue> fresh_exclusive(int* failed_fd, int* failed_errno);
+  void drop_stale_exclusive() noexcept;
   // Calls node's callback; an exception is kept for run(), as dispatch does.
   void call(ExceptNode& node, int revents) noexcept {
     try {
@@ -110,7 +127,8 @@ class PriorityTable {
   void drop_stale() noexcept;
   void drain_failed(int err) noexcept;
   bool rebuild(int* failed_fd, int* failed_errno);
-  bool populate(ExceptBackend& fresh, int* failed_fd, int* failed_errno) noexcept;
+  // Registers every live fd of one kind (exclusive or not) in fresh.
+  bool populate(ExceptBackend& fresh, bool exclusive, int* failed_fd, int* failed_errno) noexcept;
   void watch_queue(std::unique_ptr<ExceptBackend> fresh = nullptr) noexcept;
   void make_spare() noexcept;
   void pause() noexcept;
@@ -160,6 +178,14 @@ class PriorityTable {
   std::unique_ptr<ExceptBackend> spare_;
   ev_timer retry_;
   static constexpr ev_tstamp kRetry = 0.01;
+  // PollMode::Exclusive registrations live in a queue of their own, with a
+  // thread asleep on it (exclusive_queue.hpp): its records arrive through
+  // async_ and are delivered like the side-queue's; resume_ (a prepare: every
+  // callback of the iteration has run) lets the waiter poll again. Both are
+  // started with the queue and do not keep run() going (the nodes do).
+  std::unique_ptr<ExclusiveQueue> exclusive_;
+  ev_async async_;
+  ev_prepare resume_;
 };
 
 }  // namespace evw::detail
