@@ -187,6 +187,48 @@ TEST_CASE("fault: epoll_ctl ADD at Priority start") {
 // fails, the first watcher must go on receiving events under the old tag, not
 // have them taken for stale ones (which costs a rebuild of the EPOLLPRI set,
 // and loses them for good when no descriptor is left for it).
+// The first exclusive Poll of a loop makes its queue: an epoll, two eventfds,
+// the eventfd's registration, and a thread; then the fd's registration.
+TEST_CASE("fault: the exclusive queue's epoll_create1, eventfds and epoll_ctl at the first exclusive Poll start") {
+  struct Step {
+    Call call;
+    int nth;
+    const char* what;
+  };
+  const Step steps[] = {{Call::epoll_create1, 1, "epoll_create1"},
+                        {Call::eventfd, 1, "eventfd"},
+                        {Call::eventfd, 2, "eventfd"},
+                        {Call::epoll_ctl, 1, "EPOLL_CTL_ADD"},
+                        {Call::epoll_ctl, 2, "EPOLL_CTL_ADD"}};
+  for (const Step& step : steps) {
+    CAPTURE(evw_test::call_name(step.call));
+    CAPTURE(step.nth);
+    evw::Loop loop;
+    Urgent u;
+    evw::Priority level(loop, u.server(), u.callback());
+    level.start();  // the side-queue exists: only the exclusive queue is made below
+    auto [client, server] = evw_test::tcp_pair();
+    int calls = 0;
+    evw::Poll p(loop, server.get(), evw::Event::Read, evw::PollMode::Exclusive,
+                [&](evw::Poll&, int) { ++calls; });
+    const int fds = evw_test::open_fd_count();
+    {
+      Fault f(step.call, EMFILE, step.call == Call::epoll_ctl ? evw_test::op_is(EPOLL_CTL_ADD) : evw_test::any_call(),
+              step.nth);
+      check_throws([&] { p.start(); }, EMFILE, step.what);
+      CHECK(f.failed() == 1);
+    }
+    CHECK_FALSE(p.is_active());
+    // Nothing leaks; once the queue was made (its descriptors, 3), it stays for the next start.
+    if (step.nth == 2 && step.call == Call::epoll_ctl) CHECK(evw_test::open_fd_count() == fds + 3);
+    else CHECK(evw_test::open_fd_count() == fds);
+    p.start();
+    CHECK(::send(client.get(), "x", 1, MSG_NOSIGNAL) == 1);
+    CHECK(evw_test::run_until(loop, [&] { return calls >= 1; }));
+    check_priority_works(loop, level, u);
+  }
+}
+
 TEST_CASE("fault: epoll_ctl MOD at a second Priority start on the same fd") {
   for (int err : kFailures) {
     CAPTURE(err);

@@ -18,15 +18,15 @@
 // - PollMode::OneShot: after one event the registration is disarmed until
 //   rearm() (or set(), or a restart); several one-shot watchers of one fd
 //   share that arming: one rearm() re-arms them all.
-// - PollMode::Exclusive (EPOLLEXCLUSIVE) is passed to the kernel, which
-//   checks its rules: only Event::Read and/or Event::Write, not with OneShot
-//   (std::invalid_argument here). But it does NOT thin the herd through
-//   evw's side-queue: the kernel's ep_poll_callback counts an exclusive
-//   wakeup as done only when a thread sleeps in epoll_wait on that very
-//   epoll, and evw's side-queue epoll is polled by libev's epoll (nested),
-//   so every loop wakes anyway (measured: ~4 thread wakeups per connection
-//   with 4 loops, with or without it; tests/test_poll.cpp). To spread
-//   accepts over loops use SO_REUSEPORT (examples/reuseport.cpp).
+// - PollMode::Exclusive (EPOLLEXCLUSIVE): of several loops watching one fd,
+//   one wakes per event. The kernel's rules are checked: only Event::Read
+//   and/or Event::Write, not with OneShot (std::invalid_argument here). The
+//   loop's exclusive fds are in an epoll of their own with a small thread
+//   asleep on it (the kernel stops an exclusive wakeup only at an epoll with
+//   a sleeper, which the nested side-queue never has); the thread hands the
+//   events to the loop and polls again once their callbacks have run. It is
+//   made with the loop's first exclusive watcher and lives as long as the
+//   loop; callbacks still run on the loop's thread.
 // - Level mode is like Io: consume the data or the call repeats. After
 //   Event::Hup or Event::Error stop the watcher or close the fd.
 // - start() throws std::system_error for fds epoll refuses (EPERM for
@@ -82,7 +82,8 @@ class Poll final : public detail::ExceptWatcher<Poll> {
   int mode() const noexcept { return node_.mode; }
 
  private:
-  // start() @throws std::system_error (EPERM, EBADF, EMFILE for the loop's queue),
+  // start() @throws std::system_error (EPERM, EBADF, EMFILE for the loop's queue; for
+  // an exclusive watcher also EAGAIN when no thread can be made for its queue),
   // std::logic_error (another mode on the fd in this loop).
   detail::EvStorage<32> ev_;  // never started in libev: the loop's EPOLLPRI table drives it
 };
