@@ -3,6 +3,8 @@
 // Not for applications.
 #pragma once
 
+#include <cstdint>
+
 #include "loop.hpp"
 #include "watcher.hpp"
 
@@ -15,7 +17,6 @@ class PriorityTable;
 struct ExceptNode {
   int fd = -1;
   int events = Event::Pri;  // what the watcher asks for (Event::Read, Write, Pri, RdHup)
-  void* ev = nullptr;  // the libev watcher fed when the fd is ready and libev must order it
   void* self = nullptr;  // the watcher, as call() takes it
   // Called directly when the table delivers the event itself, never after the
   // loop failed (a callback threw); may throw: the table catches. revents
@@ -24,9 +25,16 @@ struct ExceptNode {
   void (*call)(int revents, void* self) = nullptr;
   ExceptNode* prev = nullptr;
   ExceptNode* next = nullptr;
-  int pri = 0;  // the watcher's priority, copied at registration (set_priority re-registers)
+  // The libev watcher fed when the fd is ready and libev must order it, as
+  // an offset from this node: both are members of the one watcher object.
+  std::int32_t ev_offset = 0;
+  signed char pri = 0;  // the watcher's priority, copied at registration (set_priority re-registers)
   bool linked = false;
   unsigned char mode = PollMode::Level;  // PollMode bits: one mode per fd and loop
+  void* ev() const noexcept { return reinterpret_cast<char*>(const_cast<ExceptNode*>(this)) + ev_offset; }
+  void set_ev(void* watcher) noexcept {
+    ev_offset = static_cast<std::int32_t>(static_cast<char*>(watcher) - reinterpret_cast<char*>(this));
+  }
   // What the watcher is called with: its events, and the errors epoll always reports.
   int accepts() const noexcept { return events | Event::Error | Event::Hup; }
 };
@@ -57,7 +65,7 @@ class ExceptWatcher : public Watcher<W> {
   // Moves re-point the table's node instead of registering the fd again.
   void rehome_stop_impl() noexcept override {}
   void rehome_start_impl(WatcherBase& from, bool active) noexcept override {
-    node_.ev = this->ev();
+    node_.set_ev(this->ev());
     node_.self = static_cast<W*>(this);
     if (active) except_replace(this->loop(), static_cast<ExceptWatcher&>(from).node_, node_);
   }

@@ -107,6 +107,7 @@ void PriorityTable::add(ExceptNode& node) {
     queue.add(fd, kNoTag + 1, events);
     changed(node.mode);
     try {
+      events_.resize(index + 1);
       slots_.resize(index + 1);
     } catch (...) {
       queue.remove(fd);
@@ -133,9 +134,9 @@ void PriorityTable::add(ExceptNode& node) {
     slot.tag = tag;
   }
   Slot& slot = slots_[index];
-  slot.events = events;
+  events_[index] = events;
   const unsigned tag = slot.tag;
-  node.pri = ev_priority(static_cast<ev_watcher*>(node.ev));
+  node.pri = static_cast<signed char>(ev_priority(static_cast<ev_watcher*>(node.ev())));
   if (by_priority_[node.pri - min_priority]++ == 0) ++priorities_;
   node.prev = nullptr;
   node.next = slot.head;
@@ -149,7 +150,7 @@ void PriorityTable::add(ExceptNode& node) {
 void PriorityTable::rearm(ExceptNode& node) {
   if (!node.linked) return;
   const Slot& slot = slots_[static_cast<std::size_t>(node.fd)];
-  queue_for(node.mode).modify(node.fd, slot.tag, slot.events);  // the same tag: queued records stay live
+  queue_for(node.mode).modify(node.fd, slot.tag, events_[static_cast<std::size_t>(node.fd)]);  // the same tag: queued records stay live
 }
 
 void PriorityTable::remove(ExceptNode& node) noexcept {
@@ -175,10 +176,10 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
     // for any more would otherwise wake the loop on every iteration. Still
     // the tag the kernel has (no new registration).
     bool exact = true;
-    if (const unsigned events = events_of(slot.head); events != slot.events) {
+    if (const unsigned events = events_of(slot.head); events != events_[static_cast<std::size_t>(node.fd)]) {
       try {
         if (queue != nullptr) queue->modify(node.fd, slot.tag, events);
-        slot.events = events;
+        events_[static_cast<std::size_t>(node.fd)] = events;
       } catch (...) {
         exact = false;  // the wider registration stays; resolve() filters what it reports
       }
@@ -313,7 +314,7 @@ void PriorityTable::resolve(Batch& batch) noexcept {
     for (; node != nullptr; node = node->next) {
       const int revents = all & node->accepts();  // each watcher of the fd gets its own bits
       if (revents == 0) continue;
-      if (!direct || out == end) ev_feed_event(loop_, node->ev, revents);
+      if (!direct || out == end) ev_feed_event(loop_, node->ev(), revents);
       else *out++ = {node, revents};
     }
   }
@@ -351,7 +352,7 @@ void PriorityTable::spill(Batch& batch) noexcept {
   for (int i = 0; i < batch.count; ++i) {
     Entry& entry = batch.entries[i];
     if (entry.node == nullptr) continue;
-    ev_feed_event(loop_, entry.node->ev, entry.revents);
+    ev_feed_event(loop_, entry.node->ev(), entry.revents);
     entry.node = nullptr;
   }
 }
@@ -388,7 +389,7 @@ void except_stop(Loop& loop, ExceptNode& node) noexcept {
 }
 
 int except_take_pending(Loop& loop, ExceptNode& node) noexcept {
-  int revents = ev_clear_pending(loop.raw(), static_cast<ev_watcher*>(node.ev));
+  int revents = ev_clear_pending(loop.raw(), static_cast<ev_watcher*>(node.ev()));
   if (PriorityTable* table = Access::priority_table(loop)) revents |= table->take_queued(node);
   return revents;
 }
@@ -398,7 +399,7 @@ void except_replace(Loop& loop, ExceptNode& from, ExceptNode& to) noexcept {
 }
 
 bool except_is_pending(Loop& loop, const ExceptNode& node) noexcept {
-  if (ev_is_pending(static_cast<ev_watcher*>(node.ev))) return true;
+  if (ev_is_pending(static_cast<ev_watcher*>(node.ev()))) return true;
   PriorityTable* table = Access::priority_table(loop);
   return table != nullptr && table->is_queued(node);
 }
@@ -496,7 +497,7 @@ bool PriorityTable::populate(ExceptBackend& fresh, bool exclusive, int* failed_f
     int err = 0;
     try {
       // A disarmed one-shot registration comes back armed: at worst one event early.
-      fresh.add(static_cast<int>(fd), slots_[fd].tag, slots_[fd].events);
+      fresh.add(static_cast<int>(fd), slots_[fd].tag, events_[fd]);
     } catch (const std::system_error& e) {
       err = e.code().value();
     } catch (const std::exception&) {  // std::bad_alloc building the message
