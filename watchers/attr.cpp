@@ -142,7 +142,7 @@ struct AttrTrampoline {
 Attr::Attr(Loop& loop, std::string path, Callback cb)
     : ExceptWatcher(loop, &ev_, "Attr", std::move(cb)) {
   if (path.empty()) detail::throw_invalid("Attr", "path", "is empty");
-  node_.ev = &ev_;
+  node_.set_ev(&ev_);
   node_.self = this;
   node_.call = detail::AttrTrampoline::direct;
   ev_set_cb(detail::ev_of<ev_watcher>(*this), detail::AttrTrampoline::on_event);

@@ -33,7 +33,7 @@ struct detail::CgroupEventsTrampoline {
 CgroupEvents::CgroupEvents(Loop& loop, std::string cgroup, Callback cb)
     : ExceptWatcher(loop, &ev_, "CgroupEvents", std::move(cb)) {
   if (cgroup.empty()) detail::throw_invalid("CgroupEvents", "cgroup", "is empty");
-  node_.ev = &ev_;
+  node_.set_ev(&ev_);
   node_.self = this;
   node_.call = detail::CgroupEventsTrampoline::direct;
   ev_set_cb(detail::ev_of<ev_watcher>(*this), detail::CgroupEventsTrampoline::on_event);

@@ -327,7 +327,7 @@ Gpio::Gpio(Loop& loop, int line, GpioConfig config, Callback cb)
     : ExceptWatcher(loop, &ev_, "Gpio", std::move(cb)) {
   check(line, config);
   config.sysfs_root = normalized_root(std::move(config.sysfs_root));
-  node_.ev = &ev_;
+  node_.set_ev(&ev_);
   node_.self = this;
   node_.call = detail::GpioTrampoline::direct;
   ev_set_cb(detail::ev_of<ev_watcher>(*this), detail::GpioTrampoline::on_event);

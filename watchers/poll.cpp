@@ -39,7 +39,7 @@ Poll::Poll(Loop& loop, int fd, int events, int mode, Callback cb)
   node_.fd = fd;
   node_.events = events;
   node_.mode = static_cast<unsigned char>(mode);
-  node_.ev = &ev_;
+  node_.set_ev(&ev_);
   node_.self = this;
   node_.call = detail::except_direct<Poll>;
   ev_set_cb(detail::ev_of<ev_watcher>(*this), detail::except_callback<Poll>);

@@ -20,7 +20,7 @@ Priority::Priority(Loop& loop, int fd, Callback cb)
     : ExceptWatcher(loop, &ev_, "Priority", std::move(cb)) {
   check(fd);
   node_.fd = fd;
-  node_.ev = &ev_;
+  node_.set_ev(&ev_);
   node_.self = this;
   node_.call = detail::except_direct<Priority>;
   ev_set_cb(detail::ev_of<ev_watcher>(*this), detail::except_callback<Priority>);
