@@ -64,10 +64,7 @@ void ExclusiveQueue::stop() noexcept {
 }
 
 void ExclusiveQueue::abandon() noexcept {
-  running_ = false;  // no thread in this process: nothing to join
-  ::close(stop_fd_);
-  ::close(resume_fd_);
-  stop_fd_ = resume_fd_ = -1;
+  running_ = false;  // no thread in this process: nothing to stop or join
 }
 
 void* ExclusiveQueue::main(void* self) noexcept {

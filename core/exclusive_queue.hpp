@@ -59,9 +59,10 @@ class ExclusiveQueue {
   int take(Ready* out, bool* exact) noexcept;
   /// After take(): the waiter may poll again. Does nothing otherwise.
   void resume() noexcept;
-  /// In a forked child, where the waiter does not exist: closes the
-  /// descriptors and forgets the thread (its stack, kStack bytes, stays
-  /// mapped). The object must then be leaked, not destroyed.
+  /// In a forked child, where the waiter does not exist: forget the thread
+  /// (its stack, kStack bytes, stays mapped), so that the destructor only
+  /// closes the descriptors. Nothing here is locked: a fork at any moment
+  /// leaves the object destroyable.
   void abandon() noexcept;
 
  private:

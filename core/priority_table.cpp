@@ -530,10 +530,10 @@ void PriorityTable::after_fork() {
   int failed_fd, failed_errno;
   bool rebuilt = rebuild(&failed_fd, &failed_errno);
   if (exclusive_ && forked) {
-    // The child has no waiter: the old queue is left behind (its descriptors
-    // closed here, the object leaked), and a new one gets its own waiter.
+    // The child has no waiter: the old queue is closed without it, and a
+    // new one gets its own.
     exclusive_->abandon();
-    static_cast<void>(exclusive_.release());
+    exclusive_.reset();
     int ex_fd, ex_errno;
     exclusive_ = fresh_exclusive(&ex_fd, &ex_errno);
     if (rebuilt && ex_fd >= 0) rebuilt = false, failed_fd = ex_fd, failed_errno = ex_errno;
