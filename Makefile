@@ -140,7 +140,7 @@ examples: $(EXAMPLES)
 
 # Every example builds; the ones that exit by themselves run and must exit 0. The http server
 # runs under a tiny client (tests/check-http-example.sh) that makes it exit.
-RUNNABLE_EXAMPLES := demo timer signal urgent poll periodic child stat async prepare_check pressure supervise attr threads reuseport
+RUNNABLE_EXAMPLES := demo timer signal urgent poll periodic child stat async prepare_check pressure supervise attr threads reuseport exclusive
 .PHONY: examples-check
 examples-check: $(EXAMPLES)
 	@pass=$(words $(EXAMPLES)); fail=0; \
