@@ -112,10 +112,12 @@ constexpr int kTcp = 3;        // loopback TCP pairs for Priority (it watches th
 // shared with Io, which is libev's and independent), the TCP server sides
 // (shared with Priority: one registration in the loop's EPOLLPRI table) and
 // the `a` end of a socketpair whose peer shut down writing (always readable,
-// writable, and EPOLLRDHUP).
+// writable, and EPOLLRDHUP), and one whose peer is closed (all that and
+// EPOLLHUP, which epoll reports whatever was asked).
 constexpr int kPollTcp = kPairs;
 constexpr int kPollHup = kPairs + kTcp;
-constexpr int kPollFds = kPairs + kTcp + 1;
+constexpr int kPollClosed = kPollHup + 1;
+constexpr int kPollFds = kPollClosed + 1;
 constexpr int kMaxUnread = 32;
 constexpr int kSignals[] = {SIGUSR1, SIGUSR2};
 constexpr double kFar = 1000.0;        // a timer that never fires during a test
@@ -361,6 +363,7 @@ class Model {
   std::array<Pair, kPairs> pairs_;
   std::array<Tcp, kTcp> tcps_;
   Pair hup_;  // its b end shut down writing at once
+  evw_test::Fd closed_;  // the a end of a socketpair whose b end is closed
   // The kernel's state of each fd's registration in the loop's EPOLLPRI
   // table (epoll_ctl on it whenever a node is linked, or unlinked with the
   // union of events changing, or rearm()ed): a one-shot registration is
@@ -494,6 +497,10 @@ void Model::open_sources() {
   pollfd p{hup_.a.get(), POLLIN | POLLOUT | POLLRDHUP, 0};
   if (::poll(&p, 1, 0) != 1 || p.revents != (POLLIN | POLLOUT | POLLRDHUP))
     fail("the hang-up pair's a end polls 0x%x, not POLLIN|POLLOUT|POLLRDHUP", p.revents);
+  closed_ = std::move(evw_test::socket_pair().first);  // the b end is closed with the temporary
+  pollfd q{closed_.get(), POLLIN | POLLOUT | POLLRDHUP, 0};
+  if (::poll(&q, 1, 0) != 1 || q.revents != (POLLIN | POLLOUT | POLLRDHUP | POLLHUP))
+    fail("the closed pair's a end polls 0x%x, not POLLIN|POLLOUT|POLLRDHUP|POLLHUP", q.revents);
 }
 
 void Model::write_pair(int i) {
@@ -593,7 +600,8 @@ int Model::io_ready(const Slot& s) const {
 int Model::poll_fd(int f) const {
   if (f < kPollTcp) return pairs_[f].a.get();
   if (f < kPollHup) return tcps_[f - kPollTcp].server.get();
-  return hup_.a.get();
+  if (f == kPollHup) return hup_.a.get();
+  return closed_.get();
 }
 
 // What epoll finds on fd f, in evw bits. A TCP server side is never asked
@@ -602,7 +610,8 @@ int Model::poll_fd(int f) const {
 int Model::fd_ready(int f) const {
   if (f < kPollTcp) return (pairs_[f].unread > 0 ? evw::Event::Read : 0) | evw::Event::Write;
   if (f < kPollHup) return (tcps_[f - kPollTcp].urgent ? evw::Event::Pri : 0) | evw::Event::Write;
-  return evw::Event::Read | evw::Event::Write | evw::Event::RdHup;
+  const int ready = evw::Event::Read | evw::Event::Write | evw::Event::RdHup;
+  return f == kPollHup ? ready : ready | evw::Event::Hup;
 }
 
 // The events fd f is registered for: the union of its linked watchers'.
@@ -635,7 +644,7 @@ int Model::reportable(int f) const {
   const Reg& r = regs_[f];
   if ((mode & evw::PollMode::OneShot) != 0 && !r.armed) return 0;
   if ((mode & evw::PollMode::Edge) != 0 && !r.queued) return 0;
-  return fd_ready(f) & events;
+  return fd_ready(f) & (events | evw::Event::Hup | evw::Event::Error);
 }
 
 // start() of slot k on fd f in `mode` throws std::logic_error: another
@@ -993,7 +1002,7 @@ void Model::op_create(int k) {
 // (beside Priority watchers, which are level-triggered): level or one-shot,
 // no edge (an edge needs a wakeup, and what else wakes a TCP socket, like
 // ACKs, retransmissions or window updates, is the stack's business); the
-// hang-up pair: any mode, always ready.
+// hang-up and closed pairs: any mode, always ready.
 void Model::choose_poll(int& source, int& events, int& pmode) {
   using evw::Event;
   using evw::PollMode;
@@ -1014,7 +1023,7 @@ void Model::choose_poll(int& source, int& events, int& pmode) {
   } else {
     static const int choices[] = {Event::RdHup, Event::Read | Event::RdHup, Event::Write | Event::RdHup};
     static const int modes[] = {PollMode::Level, PollMode::OneShot, PollMode::Edge, PollMode::Edge | PollMode::OneShot};
-    source = kPollHup;
+    source = chance(0.5) ? kPollHup : kPollClosed;
     events = choices[below(3)];
     pmode = modes[below(4)];
   }
@@ -1801,6 +1810,7 @@ std::string Model::run() {
   for (Pair& p : pairs_) p = Pair{};
   for (Tcp& t : tcps_) t = Tcp{};
   hup_ = Pair{};
+  closed_ = evw_test::Fd();
   for (auto& g : groups_) g.reset();
   seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!failed() && evw_test::open_fd_count() != fds_before)
