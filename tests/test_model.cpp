@@ -1,8 +1,8 @@
-// A randomized model-based test of the loop and ten watcher types.
+// A randomized model-based test of the loop and eleven watcher types.
 //
 // A driver performs long random sequences of operations on real watchers
-// (Io, Timer, Signal, Priority, Idle, Prepare, Check, Periodic, Async, Attr),
-// fed by real event sources: socketpair writes, loopback TCP urgent data
+// (Io, Timer, Signal, Priority, Idle, Prepare, Check, Periodic, Async, Attr,
+// Poll), fed by real event sources: socketpair writes, loopback TCP urgent data
 // (MSG_OOB), raise(), Async::send() and feed(); and functions posted to the
 // loop from a second thread (Loop::post through a LoopHandle). Attr watches
 // the cgroup.events of two empty cgroups of its own, a real notifying kernfs
@@ -10,11 +10,25 @@
 // and set() moves it between the two files: real files and the loop's EPOLLPRI
 // table, deterministic. (Its kernel-driven changes are not in the model: the
 // kernel may delay a cgroup notification by up to 10 ms, which no step can
-// predict; tests/test_attr.cpp covers them.) Operations: create (user- or
-// loop-owned), start, stop, set, set_priority, feed, clear_pending, again,
-// destroy, run(Run::Once | Run::NoWait), destroy the loop; and, armed before a run,
-// actions done from inside callbacks: stop or destroy the watcher itself or
-// another one, start, feed, clear or re-prioritise another one, throw.
+// predict; tests/test_attr.cpp covers them.) Poll watches the socketpairs
+// (beside Io), the TCP server sides (beside Priority, sharing their
+// registration in the loop's EPOLLPRI table), a socketpair whose peer shut
+// down writing (Event::RdHup) and one whose peer is closed (Event::Hup), in
+// level, edge-triggered, one-shot and edge+one-shot mode. Left out:
+// PollMode::Exclusive (it only decides which of several loops wakes, and
+// there is one loop here; tests/test_poll.cpp measures it), Event::Read on
+// the TCP fds and edge mode there (urgent bytes stay in the stream as holes
+// and ACKs, window updates and retransmissions wake the socket: that is the
+// TCP stack's business, not a prediction) and Event::Error (no source here
+// has one). The model follows each fd's kernel registration: the union of its watchers'
+// events, a one-shot's arming, an edge's pending wakeup, and every epoll_ctl
+// evw makes (see Reg); a start() or set() meeting another PollMode on the fd
+// must throw std::logic_error exactly when the model says so. Operations:
+// create (user- or loop-owned), start, stop, set, set_priority, feed,
+// clear_pending, again (rearm for Poll), destroy, run(Run::Once |
+// Run::NoWait), destroy the loop; and, armed before a run, actions done from
+// inside callbacks: stop or destroy the watcher itself or another one, start,
+// feed, clear or re-prioritise another one, rearm itself (Poll), throw.
 //
 // A reference model tracks what each watcher must be (attached, active,
 // pending and with which revents, priority, callback count) and, for each
@@ -29,8 +43,9 @@
 //
 // The model spells out the libev rules evw inherits: one iteration delivers,
 // in this order, (0) what was pending before run(), (1) the Prepare
-// watchers, (2) what the poll found: I/O, EPOLLPRI, expired timers and
-// periodics, signals and Async sends (through libev's wakeup pipe, coalesced),
+// watchers, (2) what the poll found: I/O, the EPOLLPRI table (Priority and
+// Poll), expired timers and periodics, signals and Async sends (through
+// libev's wakeup pipe, coalesced),
 // Idle watchers (only those of the highest idle priority, and only if nothing
 // of that priority or higher is pending: the wakeup pipe and the EPOLLPRI
 // drain are internal max_priority watchers), then Check watchers.
