@@ -51,7 +51,7 @@
 // drain are internal max_priority watchers), then Check watchers.
 //
 // Seeded: the seed is printed; EVW_SEED=<n> replays a run and EVW_OPS=<n>
-// sets the number of operations (200,000 by default, a quarter of a second;
+// sets the number of operations (200,000 by default, about half a second;
 // `make stress` runs 1,000,000 for each of several seeds). A failure prints the seed, the step and the last
 // operations.
 #include <evw/evw.hpp>
@@ -678,7 +678,7 @@ bool Model::start_conflicts(int k) const {
 // epoll_ctl ADD (fresh) or MOD of fd f: armed again, and queued if ready.
 void Model::reg_arm(int f, bool fresh) {
   Reg& r = regs_[f];
-  const bool ready = (fd_ready(f) & reg_union(f)) != 0;
+  const bool ready = (fd_ready(f) & (reg_union(f) | evw::Event::Hup | evw::Event::Error)) != 0;
   r.armed = true;
   r.queued = fresh ? ready : (r.queued || ready);
 }
