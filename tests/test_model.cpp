@@ -1,8 +1,8 @@
-// A randomized model-based test of the loop and ten watcher types.
+// A randomized model-based test of the loop and eleven watcher types.
 //
 // A driver performs long random sequences of operations on real watchers
-// (Io, Timer, Signal, Priority, Idle, Prepare, Check, Periodic, Async, Attr),
-// fed by real event sources: socketpair writes, loopback TCP urgent data
+// (Io, Timer, Signal, Priority, Idle, Prepare, Check, Periodic, Async, Attr,
+// Poll), fed by real event sources: socketpair writes, loopback TCP urgent data
 // (MSG_OOB), raise(), Async::send() and feed(); and functions posted to the
 // loop from a second thread (Loop::post through a LoopHandle). Attr watches
 // the cgroup.events of two empty cgroups of its own, a real notifying kernfs
@@ -10,11 +10,25 @@
 // and set() moves it between the two files: real files and the loop's EPOLLPRI
 // table, deterministic. (Its kernel-driven changes are not in the model: the
 // kernel may delay a cgroup notification by up to 10 ms, which no step can
-// predict; tests/test_attr.cpp covers them.) Operations: create (user- or
-// loop-owned), start, stop, set, set_priority, feed, clear_pending, again,
-// destroy, run(Run::Once | Run::NoWait), destroy the loop; and, armed before a run,
-// actions done from inside callbacks: stop or destroy the watcher itself or
-// another one, start, feed, clear or re-prioritise another one, throw.
+// predict; tests/test_attr.cpp covers them.) Poll watches the socketpairs
+// (beside Io), the TCP server sides (beside Priority, sharing their
+// registration in the loop's EPOLLPRI table), a socketpair whose peer shut
+// down writing (Event::RdHup) and one whose peer is closed (Event::Hup), in
+// level, edge-triggered, one-shot and edge+one-shot mode. Left out:
+// PollMode::Exclusive (it only decides which of several loops wakes, and
+// there is one loop here; tests/test_poll.cpp measures it), Event::Read on
+// the TCP fds and edge mode there (urgent bytes stay in the stream as holes
+// and ACKs, window updates and retransmissions wake the socket: that is the
+// TCP stack's business, not a prediction) and Event::Error (no source here
+// has one). The model follows each fd's kernel registration: the union of its watchers'
+// events, a one-shot's arming, an edge's pending wakeup, and every epoll_ctl
+// evw makes (see Reg); a start() or set() meeting another PollMode on the fd
+// must throw std::logic_error exactly when the model says so. Operations:
+// create (user- or loop-owned), start, stop, set, set_priority, feed,
+// clear_pending, again (rearm for Poll), destroy, run(Run::Once |
+// Run::NoWait), destroy the loop; and, armed before a run, actions done from
+// inside callbacks: stop or destroy the watcher itself or another one, start,
+// feed, clear or re-prioritise another one, rearm itself (Poll), throw.
 //
 // A reference model tracks what each watcher must be (attached, active,
 // pending and with which revents, priority, callback count) and, for each
@@ -29,14 +43,15 @@
 //
 // The model spells out the libev rules evw inherits: one iteration delivers,
 // in this order, (0) what was pending before run(), (1) the Prepare
-// watchers, (2) what the poll found: I/O, EPOLLPRI, expired timers and
-// periodics, signals and Async sends (through libev's wakeup pipe, coalesced),
+// watchers, (2) what the poll found: I/O, the EPOLLPRI table (Priority and
+// Poll), expired timers and periodics, signals and Async sends (through
+// libev's wakeup pipe, coalesced),
 // Idle watchers (only those of the highest idle priority, and only if nothing
 // of that priority or higher is pending: the wakeup pipe and the EPOLLPRI
 // drain are internal max_priority watchers), then Check watchers.
 //
 // Seeded: the seed is printed; EVW_SEED=<n> replays a run and EVW_OPS=<n>
-// sets the number of operations (200,000 by default, a quarter of a second;
+// sets the number of operations (200,000 by default, about half a second;
 // `make stress` runs 1,000,000 for each of several seeds). A failure prints the seed, the step and the last
 // operations.
 #include <evw/evw.hpp>
@@ -77,25 +92,25 @@ namespace {
 
 using evw::detail::WatcherBase;
 
-enum class Kind : std::uint8_t { Io, Timer, Signal, Priority, Idle, Prepare, Check, Periodic, Async, Attr };
-constexpr int kKinds = 10;
+enum class Kind : std::uint8_t { Io, Timer, Signal, Priority, Idle, Prepare, Check, Periodic, Async, Attr, Poll };
+constexpr int kKinds = 11;
 
 const char* kind_name(Kind k) {
   static const char* const names[] = {"Io",   "Timer",   "Signal", "Priority", "Idle",
-                                      "Prepare", "Check", "Periodic", "Async", "Attr"};
+                                      "Prepare", "Check", "Periodic", "Async", "Attr", "Poll"};
   return names[static_cast<int>(k)];
 }
 
 // Actions a callback performs (armed before a run, done at the first call).
 enum class Act : std::uint8_t {
   None, StopSelf, DestroySelf, StopOther, DestroyOther, StartOther, FeedOther, ClearOther,
-  PriorityOther, Throw, Skipped
+  PriorityOther, Throw, RearmSelf, Skipped
 };
 
 const char* act_name(Act a) {
   static const char* const names[] = {"none",       "stop-self",   "destroy-self", "stop-other",
                                       "destroy-other", "start-other", "feed-other", "clear-other",
-                                      "priority-other", "throw",    "skipped"};
+                                      "priority-other", "throw",    "rearm-self", "skipped"};
   return names[static_cast<int>(a)];
 }
 
@@ -108,6 +123,16 @@ struct ModelThrow {
 constexpr int kSlots = 16;
 constexpr int kPairs = 4;      // socketpairs for Io (it watches a, the driver writes into b)
 constexpr int kTcp = 3;        // loopback TCP pairs for Priority (it watches the server side)
+// The fds a Poll watches, numbered: the socketpairs' `a` ends (0..kPairs-1,
+// shared with Io, which is libev's and independent), the TCP server sides
+// (shared with Priority: one registration in the loop's EPOLLPRI table) and
+// the `a` end of a socketpair whose peer shut down writing (always readable,
+// writable, and EPOLLRDHUP), and one whose peer is closed (all that and
+// EPOLLHUP, which epoll reports whatever was asked).
+constexpr int kPollTcp = kPairs;
+constexpr int kPollHup = kPairs + kTcp;
+constexpr int kPollClosed = kPollHup + 1;
+constexpr int kPollFds = kPollClosed + 1;
 constexpr int kMaxUnread = 32;
 constexpr int kSignals[] = {SIGUSR1, SIGUSR2};
 constexpr double kFar = 1000.0;        // a timer that never fires during a test
@@ -124,8 +149,9 @@ struct Slot {
   int pending = 0;  // revents of the pending event, 0 if none (outside run())
   int priority = 0;
   std::uint64_t calls = 0;
-  int source = 0;  // Io: socketpair; Priority: TCP pair; Attr: cgroup
-  int events = 0;  // Io
+  int source = 0;  // Io: socketpair; Priority: TCP pair; Attr: cgroup; Poll: fd number (see kPollFds)
+  int events = 0;  // Io, Poll
+  int pmode = 0;   // Poll: its PollMode
   int signum = 0;
   double after = 0, repeat = 0;
   bool due = false;  // Timer: its time is in the past (fires at the next poll while active)
@@ -152,6 +178,7 @@ struct Fired {
   int target;
   std::uint64_t target_serial;
   int arg;
+  bool threw = false;  // Act::StartOther: start() threw std::logic_error (another PollMode on the fd)
 };
 
 struct Expect {
@@ -265,6 +292,26 @@ class Model {
   void m_destroy(int k);
   void m_feed(int k, int revents);
   void m_clear(int k);
+  void m_set_priority(int k, int pri);
+  void m_rearm(int k);
+  // The loop's EPOLLPRI table: Poll and Priority watchers registered per fd.
+  static bool on_table(const Slot& s) { return s.kind == Kind::Poll || s.kind == Kind::Priority; }
+  static int table_fd(const Slot& s) { return s.kind == Kind::Priority ? kPollTcp + s.source : s.source; }
+  static int node_events(const Slot& s) { return s.kind == Kind::Priority ? evw::Event::Pri : s.events; }
+  static int node_mode(const Slot& s) { return s.kind == Kind::Priority ? evw::PollMode::Level : s.pmode; }
+  static bool linked(const Slot& s) { return s.used && s.attached && s.active && on_table(s); }
+  int poll_fd(int f) const;
+  int fd_ready(int f) const;
+  int reg_union(int f) const;
+  int reg_count(int f) const;
+  int reg_mode(int f) const;
+  int reportable(int f) const;
+  bool would_conflict(int k, int f, int mode) const;
+  bool start_conflicts(int k) const;
+  void reg_arm(int f, bool fresh);
+  void reg_linked(int f);
+  void reg_unlinked(int f, int old_union);
+  void start_checked(int k);
   void remove_expect(int k);
   void cleared(const Slot& s) {
     if (!in_run_ && s.attached && s.pending != 0) ++dummies_;
@@ -291,6 +338,9 @@ class Model {
   void op_feed(int k);
   void op_clear_pending(int k);
   void op_again(int k);
+  void choose_poll(int& source, int& events, int& pmode);
+  template <class F>
+  void table_set(int k, int source, int events, int pmode, F&& apply);
   void op_make_ready();
   void op_drain();
   void op_post();
@@ -327,6 +377,18 @@ class Model {
   };
   std::array<Pair, kPairs> pairs_;
   std::array<Tcp, kTcp> tcps_;
+  Pair hup_;  // its b end shut down writing at once
+  evw_test::Fd closed_;  // the a end of a socketpair whose b end is closed
+  // The kernel's state of each fd's registration in the loop's EPOLLPRI
+  // table (epoll_ctl on it whenever a node is linked, or unlinked with the
+  // union of events changing, or rearm()ed): a one-shot registration is
+  // `armed` until it reports; an edge-triggered one reports only when
+  // `queued` (the ADD or MOD found it ready, or a wakeup came since: a write
+  // into the socketpair, whose wakeup key is EPOLLIN|EPOLLPRI).
+  struct Reg {
+    bool armed = false, queued = false;
+  };
+  std::array<Reg, kPollFds> regs_;
   // Attr's quiet files: the cgroup.events of two empty cgroups (none without cgroup v2).
   std::array<std::unique_ptr<evw_test::TempCgroup>, 2> groups_;
   std::array<std::string, 2> attr_paths_;
@@ -366,6 +428,8 @@ class Model {
   std::uint64_t by_kind_[kKinds] = {};
   std::uint64_t by_phase_[3] = {};
   std::uint64_t acts_ = 0, throws_ = 0, loops_destroyed_ = 0, once_runs_ = 0, posts_total_ = 0;
+  std::uint64_t poll_by_mode_[4] = {};  // Poll callbacks by Level, Edge, OneShot, Edge|OneShot
+  std::uint64_t mode_conflicts_ = 0, rearms_ = 0;
 };
 
 void Model::fail(const char* fmt, ...) {
@@ -390,9 +454,9 @@ void Model::fail(const char* fmt, ...) {
     const Slot& s = slots_[k];
     if (!s.used) continue;
     char line[200];
-    std::snprintf(line, sizeof line, "  %2d %-8s #%-6" PRIu64 " src=%d att=%d act=%d pend=0x%x pri=%d calls=%" PRIu64
+    std::snprintf(line, sizeof line, "  %2d %-8s #%-6" PRIu64 " src=%d ev=0x%x mode=%d att=%d act=%d pend=0x%x pri=%d calls=%" PRIu64
                   " real: act=%d pend=%d pri=%d calls=%" PRIu64 "\n",
-                  k, kind_name(s.kind), s.serial, s.source, s.attached, s.active, s.pending, s.priority, s.calls,
+                  k, kind_name(s.kind), s.serial, s.source, s.events, s.pmode, s.attached, s.active, s.pending, s.priority, s.calls,
                   s.w ? s.w->is_active() : -1, s.w ? s.w->is_pending() : -1, s.w ? s.w->priority() : 99,
                   s.real_calls);
     out += line;
@@ -407,6 +471,10 @@ void Model::fail(const char* fmt, ...) {
     out += " " + std::to_string(t.urgent) + "(fd " + std::to_string(t.server.get()) + ", POLLPRI now " +
            std::to_string(now) + ")";
   }
+  out += "; Poll fds (ready union mode armed queued):";
+  for (int f = 0; f < kPollFds; ++f)
+    out += " " + std::to_string(f) + ":0x" + std::to_string(fd_ready(f)) + "/0x" + std::to_string(reg_union(f)) + "/" +
+           std::to_string(reg_mode(f)) + "/" + std::to_string(regs_[f].armed) + std::to_string(regs_[f].queued);
   out += "; pipe " + std::to_string(pipe_dirty_) + " sig " + std::to_string(sig_pending_) + " async " +
          std::to_string(async_pending_) + "\n";
   if (in_run_) {
@@ -437,6 +505,17 @@ void Model::open_sources() {
     t.client = std::move(client);
     t.server = std::move(server);
   }
+  auto [a, b] = evw_test::socket_pair();
+  hup_.a = std::move(a);
+  hup_.b = std::move(b);
+  if (::shutdown(hup_.b.get(), SHUT_WR) != 0) return fail("shutdown(SHUT_WR) of the hang-up pair: errno %d", errno);
+  pollfd p{hup_.a.get(), POLLIN | POLLOUT | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) != 1 || p.revents != (POLLIN | POLLOUT | POLLRDHUP))
+    fail("the hang-up pair's a end polls 0x%x, not POLLIN|POLLOUT|POLLRDHUP", p.revents);
+  closed_ = std::move(evw_test::socket_pair().first);  // the b end is closed with the temporary
+  pollfd q{closed_.get(), POLLIN | POLLOUT | POLLRDHUP, 0};
+  if (::poll(&q, 1, 0) != 1 || q.revents != (POLLIN | POLLOUT | POLLRDHUP | POLLHUP))
+    fail("the closed pair's a end polls 0x%x, not POLLIN|POLLOUT|POLLRDHUP|POLLHUP", q.revents);
 }
 
 void Model::write_pair(int i) {
@@ -445,6 +524,12 @@ void Model::write_pair(int i) {
   const char c = 'x';
   if (::write(p.b.get(), &c, 1) != 1) return fail("write to socketpair %d failed: errno %d", i, errno);
   ++p.unread;
+  // The data's wakeup (EPOLLIN|EPOLLPRI) queues the fd's registration if it
+  // asks for one of them and is armed: what an edge-triggered one reports.
+  Reg& r = regs_[i];
+  if ((reg_union(i) & (evw::Event::Read | evw::Event::Pri)) != 0 &&
+      (r.armed || (reg_mode(i) & evw::PollMode::OneShot) == 0))
+    r.queued = true;
 }
 
 void Model::drain_pair(int i) {
@@ -477,6 +562,10 @@ void Model::send_urgent(int i) {
   for (int tries = 0; tries < 1000; ++tries) {
     if (::poll(&p, 1, tries == 0 ? 0 : 1) == 1 && (p.revents & POLLPRI)) {
       t.urgent = true;
+      Reg& r = regs_[kPollTcp + i];  // the wakeup, as in write_pair
+      if ((reg_union(kPollTcp + i) & (evw::Event::Read | evw::Event::Pri)) != 0 &&
+          (r.armed || (reg_mode(kPollTcp + i) & evw::PollMode::OneShot) == 0))
+        r.queued = true;
       return;
     }
   }
@@ -512,6 +601,7 @@ int Model::natural(const Slot& s) const {
     case Kind::Periodic: return evw::Event::Periodic;
     case Kind::Async: return evw::Event::Async;
     case Kind::Attr: return evw::Event::Pri;
+    case Kind::Poll: return s.events;
   }
   return evw::Event::Custom;
 }
@@ -520,6 +610,87 @@ int Model::io_ready(const Slot& s) const {
   // A socketpair end nobody writes back into is always writable.
   const int ready = (pairs_[s.source].unread > 0 ? evw::Event::Read : 0) | evw::Event::Write;
   return s.events & ready;
+}
+
+int Model::poll_fd(int f) const {
+  if (f < kPollTcp) return pairs_[f].a.get();
+  if (f < kPollHup) return tcps_[f - kPollTcp].server.get();
+  if (f == kPollHup) return hup_.a.get();
+  return closed_.get();
+}
+
+// What epoll finds on fd f, in evw bits. A TCP server side is never asked
+// for Event::Read here: with urgent bytes in the stream (they stay as holes,
+// an older one becomes ordinary data) its EPOLLIN is the stack's business.
+int Model::fd_ready(int f) const {
+  if (f < kPollTcp) return (pairs_[f].unread > 0 ? evw::Event::Read : 0) | evw::Event::Write;
+  if (f < kPollHup) return (tcps_[f - kPollTcp].urgent ? evw::Event::Pri : 0) | evw::Event::Write;
+  const int ready = evw::Event::Read | evw::Event::Write | evw::Event::RdHup;
+  return f == kPollHup ? ready : ready | evw::Event::Hup;
+}
+
+// The events fd f is registered for: the union of its linked watchers'.
+int Model::reg_union(int f) const {
+  int events = 0;
+  for (const Slot& s : slots_)
+    if (linked(s) && table_fd(s) == f) events |= node_events(s);
+  return events;
+}
+
+int Model::reg_count(int f) const {
+  int n = 0;
+  for (const Slot& s : slots_)
+    if (linked(s) && table_fd(s) == f) ++n;
+  return n;
+}
+
+// The mode of fd f's registration (all its watchers share it), -1 if none.
+int Model::reg_mode(int f) const {
+  for (const Slot& s : slots_)
+    if (linked(s) && table_fd(s) == f) return node_mode(s);
+  return -1;
+}
+
+// What the next drain of the loop's EPOLLPRI table reports for fd f (0: nothing).
+int Model::reportable(int f) const {
+  const int events = reg_union(f);
+  if (events == 0) return 0;
+  const int mode = reg_mode(f);
+  const Reg& r = regs_[f];
+  if ((mode & evw::PollMode::OneShot) != 0 && !r.armed) return 0;
+  if ((mode & evw::PollMode::Edge) != 0 && !r.queued) return 0;
+  return fd_ready(f) & (events | evw::Event::Hup | evw::Event::Error);
+}
+
+// start() of slot k on fd f in `mode` throws std::logic_error: another
+// watcher of f in this loop has another mode.
+bool Model::would_conflict(int k, int f, int mode) const {
+  for (int o = 0; o < kSlots; ++o)
+    if (o != k && linked(slots_[o]) && table_fd(slots_[o]) == f && node_mode(slots_[o]) != mode) return true;
+  return false;
+}
+
+bool Model::start_conflicts(int k) const {
+  const Slot& s = slots_[k];
+  return s.used && s.attached && !s.active && on_table(s) && would_conflict(k, table_fd(s), node_mode(s));
+}
+
+// epoll_ctl ADD (fresh) or MOD of fd f: armed again, and queued if ready.
+void Model::reg_arm(int f, bool fresh) {
+  Reg& r = regs_[f];
+  const bool ready = (fd_ready(f) & (reg_union(f) | evw::Event::Hup | evw::Event::Error)) != 0;
+  r.armed = true;
+  r.queued = fresh ? ready : (r.queued || ready);
+}
+
+// A watcher of fd f was linked: the table ADDs the fd or MODs it to the union.
+void Model::reg_linked(int f) { reg_arm(f, reg_count(f) == 1); }
+
+// A watcher of fd f was unlinked: the table DELs the fd with its last
+// watcher, or MODs it if the union of events changed (then it is armed again).
+void Model::reg_unlinked(int f, int old_union) {
+  if (reg_count(f) == 0) regs_[f] = Reg{};
+  else if (reg_union(f) != old_union) reg_arm(f, false);
 }
 
 bool Model::signal_watched(int signum) const {
@@ -542,7 +713,7 @@ bool Model::will_not_block() const {
     switch (s.kind) {
       case Kind::Idle: return true;
       case Kind::Io: if (io_ready(s)) return true; break;
-      case Kind::Priority: if (tcps_[s.source].urgent) return true; break;
+      case Kind::Priority: case Kind::Poll: if (reportable(table_fd(s)) != 0) return true; break;
       case Kind::Timer: if (s.due) return true; break;
       case Kind::Periodic: if (s.mode == 0) return true; break;
       default: break;
@@ -555,6 +726,7 @@ void Model::m_start(int k) {
   Slot& s = slots_[k];
   if (!s.attached || s.active) return;
   s.active = true;
+  if (on_table(s)) reg_linked(table_fd(s));
   // Async::start re-sends a send() made while it was stopped (libev would drop it).
   if (s.kind == Kind::Async && s.sent) pipe_dirty_ = async_pending_ = true;
 }
@@ -580,8 +752,11 @@ void Model::m_stop(int k) {
   if (!s.attached) return;
   signal_discard(s);
   cleared(s);
+  const bool unlink = linked(s);
+  const int old_union = unlink ? reg_union(table_fd(s)) : 0;
   s.active = false;
   s.pending = 0;
+  if (unlink) reg_unlinked(table_fd(s), old_union);
   if (in_run_) remove_expect(k);
 }
 
@@ -590,8 +765,33 @@ void Model::m_destroy(int k) {
   Slot& s = slots_[k];
   signal_discard(s);
   cleared(s);
+  const bool unlink = linked(s);
+  const int old_union = unlink ? reg_union(table_fd(s)) : 0;
   s.used = false;
   s.act = Act::None;
+  if (unlink) reg_unlinked(table_fd(s), old_union);
+}
+
+// set_priority() to another priority stops and restarts an active watcher:
+// a Poll or Priority watcher is unlinked and linked again (epoll_ctl).
+void Model::m_set_priority(int k, int pri) {
+  Slot& s = slots_[k];
+  const bool restart = pri != s.priority && linked(s);
+  s.priority = pri;
+  if (!restart) return;
+  const int f = table_fd(s), old_union = reg_union(f);
+  s.active = false;
+  reg_unlinked(f, old_union);
+  s.active = true;
+  reg_linked(f);
+}
+
+// Poll::rearm(): an EPOLL_CTL_MOD of an active one-shot watcher's fd.
+void Model::m_rearm(int k) {
+  const Slot& s = slots_[k];
+  if (s.kind != Kind::Poll || !linked(s) || (s.pmode & evw::PollMode::OneShot) == 0) return;
+  ++rearms_;
+  reg_arm(table_fd(s), false);
 }
 
 void Model::m_feed(int k, int revents) {
@@ -681,7 +881,7 @@ void Model::on_event(WatcherBase& w, int k, std::uint64_t serial, int revents) {
         f.act = Act::Skipped;
         break;
       }
-      // libev delivers Priority events through an internal max_priority watcher
+      // libev delivers Priority and Poll events through an internal max_priority watcher
       // (the EPOLLPRI drain), and Signal and Async events through another
       // (the wakeup pipe). A max_priority callback of the poll phase may run before
       // them (libev runs the last queued first within a priority), and then
@@ -690,17 +890,22 @@ void Model::on_event(WatcherBase& w, int k, std::uint64_t serial, int revents) {
       // see: e.g. re-prioritising the last Priority watcher stops and restarts
       // the drain, so its event comes one iteration later. A callback fed by
       // the same internal watcher runs after it: that case is kept.
-      const bool drained = cand.kind == Kind::Priority;
+      // For an edge-triggered or one-shot Poll every change of its fd's
+      // registration (start, stop, set_priority: an epoll_ctl) arms or queues
+      // it again, so whether the drain of this iteration sees that depends on
+      // the order too: then all of them are skipped.
+      const bool drained = cand.kind == Kind::Priority || cand.kind == Kind::Poll;
+      const bool triggered = cand.kind == Kind::Poll && cand.pmode != evw::PollMode::Level;
       const bool piped = cand.kind == Kind::Signal || cand.kind == Kind::Async;
-      const bool acting_drained = s.kind == Kind::Priority;
+      const bool acting_drained = s.kind == Kind::Priority || s.kind == Kind::Poll;
       const bool acting_piped = s.kind == Kind::Signal || s.kind == Kind::Async;
       // (Stopping or destroying a Priority watcher then is fine: it is not
       // delivered either way. A Signal or Async one would keep libev's flag.)
       // Strict mode (EVW_MODEL_STRICT, default 1) keeps set_priority() on a Priority watcher there:
       // its event must then come in this iteration (true once the drain stays
       // started while the last Priority watcher is stopped and restarted).
-      const bool removal = f.act == Act::StopOther || f.act == Act::DestroyOther;
-      const bool strict = strict_ && f.act == Act::PriorityOther;
+      const bool removal = (f.act == Act::StopOther || f.act == Act::DestroyOther) && !triggered;
+      const bool strict = strict_ && f.act == Act::PriorityOther && !triggered;
       if (phase2 && f.priority == evw::max_priority &&
           ((drained && !acting_drained && !removal && !strict) || (piped && !acting_piped))) {
         f.act = Act::Skipped;
@@ -712,6 +917,7 @@ void Model::on_event(WatcherBase& w, int k, std::uint64_t serial, int revents) {
     default: break;
   }
   log_.push_back(f);
+  const std::size_t me = log_.size() - 1;
   try {
     switch (f.act) {
       case Act::StopSelf: w.stop(); break;
@@ -727,10 +933,15 @@ void Model::on_event(WatcherBase& w, int k, std::uint64_t serial, int revents) {
       }
       case Act::PriorityOther: t->w->set_priority(f.arg); break;
       case Act::Throw: throw ModelThrow{k, serial};
+      case Act::RearmSelf: static_cast<evw::Poll&>(w).rearm(); break;
       default: break;
     }
   } catch (const ModelThrow&) {
     throw;
+  } catch (const std::logic_error& e) {
+    // Another PollMode on the fd: checked against the model in check_run.
+    if (f.act == Act::StartOther && on_table(*t)) log_[me].threw = true;
+    else fail("in-callback %s on slot %d threw: %s", act_name(f.act), f.target, e.what());
   } catch (const std::exception& e) {
     fail("in-callback %s on slot %d threw: %s", act_name(f.act), f.target, e.what());
   }
@@ -790,15 +1001,66 @@ void Model::op_create(int k) {
       s.source = static_cast<int>(below(2));
       construct<evw::Attr>(s, k, lo, attr_paths_[s.source]);
       break;
+    case Kind::Poll:
+      choose_poll(s.source, s.events, s.pmode);
+      construct<evw::Poll>(s, k, lo, poll_fd(s.source), s.events, s.pmode);
+      break;
   }
   if (chance(0.3)) {
     s.priority = static_cast<int>(below(5)) - 2;
     s.w->set_priority(s.priority);
   }
-  if (chance(0.6)) {
-    s.w->start();
-    m_start(k);
+  if (chance(0.6)) start_checked(k);
+}
+
+// A Poll's fd, events and mode. Socketpairs: any mode; the TCP server sides
+// (beside Priority watchers, which are level-triggered): level or one-shot,
+// no edge (an edge needs a wakeup, and what else wakes a TCP socket, like
+// ACKs, retransmissions or window updates, is the stack's business); the
+// hang-up and closed pairs: any mode, always ready.
+void Model::choose_poll(int& source, int& events, int& pmode) {
+  using evw::Event;
+  using evw::PollMode;
+  const auto r = below(10);
+  if (r < 6) {
+    static const int choices[] = {Event::Read, Event::Read, Event::Read, Event::Write, Event::Read | Event::Write,
+                                 Event::Read | Event::RdHup};
+    static const int modes[] = {PollMode::Level, PollMode::Level, PollMode::OneShot, PollMode::Edge,
+                                PollMode::Edge | PollMode::OneShot};
+    source = static_cast<int>(below(kPairs));
+    events = choices[below(6)];
+    pmode = modes[below(5)];
+  } else if (r < 9) {
+    static const int choices[] = {Event::Pri, Event::Pri, Event::Pri | Event::Write};
+    source = kPollTcp + static_cast<int>(below(kTcp));
+    events = choices[below(3)];
+    pmode = chance(0.75) ? PollMode::Level : PollMode::OneShot;
+  } else {
+    static const int choices[] = {Event::RdHup, Event::Read | Event::RdHup, Event::Write | Event::RdHup};
+    static const int modes[] = {PollMode::Level, PollMode::OneShot, PollMode::Edge, PollMode::Edge | PollMode::OneShot};
+    source = chance(0.5) ? kPollHup : kPollClosed;
+    events = choices[below(3)];
+    pmode = modes[below(4)];
   }
+}
+
+// start(): throws std::logic_error for a Poll or Priority watcher whose fd
+// is watched in the loop with another PollMode, and leaves it stopped.
+void Model::start_checked(int k) {
+  Slot& s = slots_[k];
+  const bool conflict = start_conflicts(k);
+  bool threw = false;
+  try {
+    s.w->start();
+  } catch (const std::logic_error&) {
+    threw = true;
+  }
+  if (threw != conflict)
+    return fail("start() of slot %d (%s, fd %d mode %d) %s", k, kind_name(s.kind), table_fd(s), node_mode(s),
+                threw ? "threw std::logic_error, the model sees no other mode on the fd"
+                      : "did not throw, though the fd is watched with another mode");
+  if (threw) ++mode_conflicts_;
+  else m_start(k);
 }
 
 void Model::op_destroy(int k) {
@@ -814,8 +1076,7 @@ void Model::op_start(int k) {
     expect_throw("start", [&] { s.w->start(); });
     return;
   }
-  s.w->start();
-  m_start(k);
+  start_checked(k);
 }
 
 void Model::op_stop(int k) {
@@ -826,6 +1087,20 @@ void Model::op_stop(int k) {
 
 void Model::op_set(int k) {
   Slot& s = slots_[k];
+  if (s.kind == Kind::Poll && chance(0.03)) {
+    // Arguments check() refuses, before anything changes: no events, or
+    // PollMode::Exclusive with OneShot.
+    const bool no_events = chance(0.5);
+    const int events = no_events ? 0 : evw::Event::Read;
+    const int mode = no_events ? evw::PollMode::Level : evw::PollMode::Exclusive | evw::PollMode::OneShot;
+    trace("set!", k, events, mode);
+    try {
+      static_cast<evw::Poll*>(s.w)->set(poll_fd(s.source), events, mode);
+      fail("Poll::set(fd, %d, %d) did not throw std::invalid_argument", events, mode);
+    } catch (const std::invalid_argument&) {
+    }
+    return;
+  }
   if (s.kind != Kind::Idle && s.kind != Kind::Prepare && s.kind != Kind::Check && s.kind != Kind::Async)
     cleared(s);  // the freeze guard takes the pending event and feeds it again
   switch (s.kind) {
@@ -861,8 +1136,15 @@ void Model::op_set(int k) {
     case Kind::Priority: {
       const int source = static_cast<int>(below(kTcp));
       trace("set", k, source);
-      static_cast<evw::Priority*>(s.w)->set(tcps_[source].server.get());
-      s.source = source;
+      table_set(k, source, s.events, s.pmode, [&] { static_cast<evw::Priority*>(s.w)->set(tcps_[source].server.get()); });
+      break;
+    }
+    case Kind::Poll: {
+      int source, events, pmode;
+      choose_poll(source, events, pmode);
+      trace("set", k, source, events * 16 + pmode);
+      table_set(k, source, events, pmode,
+                [&] { static_cast<evw::Poll*>(s.w)->set(poll_fd(source), events, pmode); });
       break;
     }
     case Kind::Periodic: {
@@ -890,6 +1172,43 @@ void Model::op_set(int k) {
   }
 }
 
+// set() of a Poll or Priority watcher: stopped, changed, started again if
+// it was active; that start throws std::logic_error if the new fd is watched
+// in the loop with another mode: the watcher stays stopped, and the event the
+// set() took to keep is lost with it.
+template <class F>
+void Model::table_set(int k, int source, int events, int pmode, F&& apply) {
+  Slot& s = slots_[k];
+  const bool was = linked(s);
+  if (was) {
+    const int f = table_fd(s), old_union = reg_union(f);
+    s.active = false;
+    reg_unlinked(f, old_union);
+  }
+  s.source = source;
+  s.events = events;
+  s.pmode = pmode;
+  const bool conflict = was && would_conflict(k, table_fd(s), node_mode(s));
+  bool threw = false;
+  try {
+    apply();
+  } catch (const std::logic_error&) {
+    threw = true;
+  }
+  if (threw != conflict)
+    return fail("set() of slot %d (%s, to fd %d mode %d) %s", k, kind_name(s.kind), table_fd(s), node_mode(s),
+                threw ? "threw std::logic_error, the model sees no other mode on the fd"
+                      : "did not throw, though the fd is watched with another mode");
+  if (!was) return;
+  if (threw) {
+    ++mode_conflicts_;
+    s.pending = 0;
+  } else {
+    s.active = true;
+    reg_linked(table_fd(s));
+  }
+}
+
 void Model::op_set_priority(int k) {
   Slot& s = slots_[k];
   if (chance(0.05)) {
@@ -906,7 +1225,7 @@ void Model::op_set_priority(int k) {
   trace("set_priority", k, pri);
   if (pri != s.priority) cleared(s);
   s.w->set_priority(pri);
-  s.priority = pri;
+  m_set_priority(k, pri);
 }
 
 void Model::op_feed(int k) {
@@ -932,6 +1251,13 @@ void Model::op_clear_pending(int k) {
 
 void Model::op_again(int k) {
   Slot& s = slots_[k];
+  if (s.kind == Kind::Poll && chance(0.7)) {
+    // Nothing for a stopped, detached or not one-shot watcher.
+    trace("rearm", k);
+    static_cast<evw::Poll*>(s.w)->rearm();
+    m_rearm(k);
+    return;
+  }
   if (s.kind != Kind::Timer && s.kind != Kind::Periodic) return op_start(k);
   trace("again", k);
   if (!s.attached) {
@@ -1081,6 +1407,7 @@ void Model::op_destroy_loop() {
   }
   pipe_dirty_ = sig_pending_ = async_pending_ = false;
   dummies_ = 0;
+  regs_ = {};  // the loop's EPOLLPRI table went with it
   loop_ = std::make_unique<evw::Loop>();
 }
 
@@ -1094,11 +1421,13 @@ void Model::arm_actions() {
     static const Act acts[] = {Act::StopSelf,  Act::StopSelf,     Act::DestroySelf, Act::DestroySelf,
                                Act::StopOther, Act::StopOther,    Act::DestroyOther, Act::DestroyOther,
                                Act::StartOther, Act::StartOther,  Act::FeedOther,  Act::FeedOther,
-                               Act::ClearOther, Act::PriorityOther, Act::PriorityOther, Act::Throw};
+                               Act::ClearOther, Act::PriorityOther, Act::PriorityOther, Act::Throw,
+                               Act::RearmSelf, Act::RearmSelf};
     Act a = acts[below(sizeof acts / sizeof acts[0])];
+    if (a == Act::RearmSelf && s.kind != Kind::Poll) a = Act::None;
     s.act = a;
     s.target = -1;
-    if (a != Act::StopSelf && a != Act::DestroySelf && a != Act::Throw) {
+    if (a != Act::None && a != Act::StopSelf && a != Act::DestroySelf && a != Act::Throw && a != Act::RearmSelf) {
       const int t = static_cast<int>(below(kSlots));
       if (t == k || !slots_[t].used || !slots_[t].attached) {
         s.act = Act::None;
@@ -1200,6 +1529,18 @@ void Model::compute_phase2() {
       }
     }
   }
+  // The EPOLLPRI drain: what the kernel reports for each registered fd (a
+  // one-shot registration is disarmed by it; an edge's queued wakeup is
+  // consumed, reported or not: the poll drops it when nothing is ready).
+  int drained[kPollFds] = {};
+  for (int f = 0; f < kPollFds; ++f) {
+    drained[f] = reportable(f);
+    if (drained[f] != 0) {
+      internal_maxpri = true;
+      if ((reg_mode(f) & evw::PollMode::OneShot) != 0) regs_[f].armed = false;
+    }
+    regs_[f].queued = false;
+  }
   int max_pending = evw::min_priority - 1;
   for (int k = 0; k < kSlots; ++k) {
     Slot& s = slots_[k];
@@ -1207,11 +1548,9 @@ void Model::compute_phase2() {
     int revents = 0;
     switch (s.kind) {
       case Kind::Io: revents = io_ready(s); break;
-      case Kind::Priority:
-        if (tcps_[s.source].urgent) {
-          revents = evw::Event::Pri;
-          internal_maxpri = true;
-        }
+      case Kind::Priority: case Kind::Poll:
+        // Each watcher of the fd gets its own bits (and Hup, Error: none here).
+        revents = drained[table_fd(s)] & (node_events(s) | evw::Event::Hup | evw::Event::Error);
         break;
       case Kind::Timer:
         if (s.due) {
@@ -1230,7 +1569,7 @@ void Model::compute_phase2() {
     }
     if (revents == 0) continue;
     remaining_.push_back({k, revents});
-    if (s.kind != Kind::Priority && s.priority > max_pending) max_pending = s.priority;
+    if (!on_table(s) && s.priority > max_pending) max_pending = s.priority;
   }
   // Idle: only the watchers of the highest idle priority, and only if nothing
   // of that priority or higher is pending.
@@ -1278,6 +1617,7 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
     remaining_.erase(remaining_.begin() + static_cast<long>(i));
     ++s.calls;
     ++by_kind_[static_cast<int>(s.kind)];
+    if (s.kind == Kind::Poll) ++poll_by_mode_[s.pmode & 3];
     ++by_phase_[phase_];
     if (f.act != Act::None && f.act != Act::Skipped) ++acts_;
     if (f.act == Act::Throw) ++throws_;
@@ -1286,7 +1626,14 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
       case Act::DestroySelf: m_destroy(f.slot); break;
       case Act::StopOther: m_stop(f.target); break;
       case Act::DestroyOther: m_destroy(f.target); break;
-      case Act::StartOther: m_start(f.target); break;
+      case Act::StartOther:
+        if (f.threw != start_conflicts(f.target))
+          return fail("start() of slot %d in a callback %s", f.target,
+                      f.threw ? "threw std::logic_error, the model sees no other mode on the fd"
+                              : "did not throw, though the fd is watched with another mode");
+        if (f.threw) ++mode_conflicts_;
+        else m_start(f.target);
+        break;
       case Act::FeedOther: m_feed(f.target, evw::Event::Custom); break;
       case Act::ClearOther: {
         int expected = 0;
@@ -1298,8 +1645,9 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
         m_clear(f.target);
         break;
       }
-      case Act::PriorityOther: slots_[f.target].priority = f.arg; break;
+      case Act::PriorityOther: m_set_priority(f.target, f.arg); break;
       case Act::Throw: callback_threw_ = true; break;
+      case Act::RearmSelf: m_rearm(f.slot); break;
       default: break;
     }
   }
@@ -1371,6 +1719,12 @@ void Model::check_all() {
         if (static_cast<const evw::Priority&>(w).fd() != tcps_[s.source].server.get())
           return fail("slot %d Priority fd", k);
         break;
+      case Kind::Poll: {
+        const auto& p = static_cast<const evw::Poll&>(w);
+        if (p.fd() != poll_fd(s.source) || p.events() != s.events || p.mode() != s.pmode)
+          return fail("slot %d Poll fd %d events 0x%x mode %d", k, p.fd(), p.events(), p.mode());
+        break;
+      }
       case Kind::Signal:
         if (static_cast<const evw::Signal&>(w).signum() != s.signum) return fail("slot %d signum", k);
         break;
@@ -1470,6 +1824,8 @@ std::string Model::run() {
   if (!failed() && posts_gone_ != posted_) fail("posted functions left alive with the loop: %" PRIu64, posted_ - posts_gone_);
   for (Pair& p : pairs_) p = Pair{};
   for (Tcp& t : tcps_) t = Tcp{};
+  hup_ = Pair{};
+  closed_ = evw_test::Fd();
   for (auto& g : groups_) g.reset();
   seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!failed() && evw_test::open_fd_count() != fds_before)
@@ -1499,7 +1855,7 @@ TEST_CASE("model: Attr has quiet cgroup.events files to watch") {
   CHECK(evw_test::read_file(group.file("cgroup.events")).rfind("populated 0", 0) == 0);
 }
 
-TEST_CASE("model: random operations on ten watcher types agree with a reference model") {
+TEST_CASE("model: random operations on eleven watcher types agree with a reference model") {
   const std::uint64_t seed = seed_from_env();
   const std::uint64_t ops = env_number("EVW_OPS", 200000);
   MESSAGE("model: seed " << seed << ", " << ops << " operations (replay: EVW_SEED=" << seed
@@ -1523,5 +1879,9 @@ TEST_CASE("model: random operations on ten watcher types agree with a reference 
               std::to_string(model.throws_) + "); run(Run::Once) " + std::to_string(model.once_runs_) +
               "; loops destroyed " + std::to_string(model.loops_destroyed_) + "; posted from a thread " +
               std::to_string(model.posts_total_);
+  coverage += "; Poll callbacks level/edge/one-shot/edge+one-shot " + std::to_string(model.poll_by_mode_[0]) + "/" +
+              std::to_string(model.poll_by_mode_[1]) + "/" + std::to_string(model.poll_by_mode_[2]) + "/" +
+              std::to_string(model.poll_by_mode_[3]) + ", rearms " + std::to_string(model.rearms_) +
+              ", starts refused for another PollMode " + std::to_string(model.mode_conflicts_);
   MESSAGE(coverage);
 }
