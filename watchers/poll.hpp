@@ -67,7 +67,9 @@ class Poll final : public detail::ExceptWatcher<Poll> {
   Poll& operator=(Poll&& other) { return move_assign(other); }
   /// @brief Watch another fd, events and mode; allowed while active or pending
   /// (restarts, keeps a pending event; a one-shot watcher is armed again).
-  /// @throws as the constructor, and as start().
+  /// @throws as the constructor (nothing changes then), and as start(): the
+  ///         watcher then has the new fd, events and mode but is stopped, and
+  ///         its pending event is dropped (it was the old registration's).
   void set(int fd, int events, int mode);
   /// @brief Same mode. @throws as set(fd, events, mode).
   void set(int fd, int events) { set(fd, events, mode()); }
