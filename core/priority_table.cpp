@@ -8,11 +8,15 @@
 #include <system_error>
 
 #include "access.hpp"
+#include "wakeup.hpp"
 
 namespace evw::detail {
 
 void Access::note_feed(Loop& loop) noexcept {
   if (loop.priority_) loop.priority_->note_feed();
+  // Outside run(), libev would dispatch the event only after its next poll,
+  // which may block (for ever, with no timer): see Wakeup::kick.
+  if (ev_depth(loop.raw()) == 0) loop.wakeup_->kick();
 }
 
 void PriorityTable::capture() noexcept {

@@ -17,6 +17,13 @@ Wakeup::Wakeup(Loop& loop) : loop_(&loop), raw_(loop.raw()) {
   async_.data = this;
   ev_async_start(raw_, &async_);
   ev_unref(raw_);  // the wakeup alone does not keep run() going
+  ev_idle_init(&kick_, on_kick);
+  ev_set_priority(&kick_, EV_MINPRI);  // never ahead of a user's idle watcher
+}
+
+void Wakeup::on_kick(struct ev_loop* raw, ev_idle* w, int) noexcept {
+  ev_ref(raw);
+  ev_idle_stop(raw, w);
 }
 
 bool Wakeup::push(Fn& fn) {
@@ -61,6 +68,10 @@ void Wakeup::close() noexcept {
 }
 
 void Wakeup::stop() noexcept {
+  if (ev_is_active(&kick_)) {
+    ev_ref(raw_);
+    ev_idle_stop(raw_, &kick_);
+  }
   ev_ref(raw_);
   ev_async_stop(raw_, &async_);
 }

@@ -58,6 +58,16 @@ class Wakeup final : public std::enable_shared_from_this<Wakeup> {
   void release() noexcept {
     if (loop_ != nullptr) ev_unref(raw_);
   }
+  /// Loop thread, outside run(): an event was fed (feed(), a set() keeping a
+  /// pending event, an exception's deferred events). libev would block in
+  /// its next poll before dispatching it; an idle watcher (lowest priority,
+  /// not counted by ev_run, stopped by its first call) makes that poll not
+  /// wait.
+  void kick() noexcept {
+    if (ev_is_active(&kick_)) return;
+    ev_idle_start(raw_, &kick_);
+    ev_unref(raw_);
+  }
   /// ~Loop, first: refuse further posts, destroy the queued ones (not run).
   void close() noexcept;
   /// ~Loop, before ev_loop_destroy: stop the ev_async.
@@ -68,12 +78,14 @@ class Wakeup final : public std::enable_shared_from_this<Wakeup> {
 
  private:
   static void on_wake(struct ev_loop* raw, ev_async* w, int revents) noexcept;
+  static void on_kick(struct ev_loop* raw, ev_idle* w, int revents) noexcept;
   void run_posts();
   void run_batch();
 
   Loop* loop_;  // loop thread; null once closed
   struct ev_loop* raw_;
   ev_async async_;
+  ev_idle kick_;
   std::mutex mutex_;
   std::vector<Fn> incoming_;  // guarded by mutex_
   bool woken_ = false;        // guarded: a send() for incoming_ is on its way

@@ -157,6 +157,48 @@ TEST_CASE("an exception from a callback comes out of run() unchanged and the loo
   CHECK_FALSE(loop.run());
 }
 
+// libev dispatches a fed event after its next poll, which would block (here
+// until the guard timer, without it for ever): evw makes that poll not wait.
+TEST_CASE("an event fed outside run() is delivered by the next run(Run::Once) without waiting") {
+  evw::Loop loop;
+  auto [a, b] = evw_test::socket_pair();
+  int calls = 0, guard = 0, revents = 0;
+  evw::Timer timer(loop, 5.0, 0.0, [&](evw::Timer&, int) { ++guard; });
+  timer.start();
+  evw::Io io(loop, b.get(), evw::Event::Read, [&](evw::Io&, int r) {
+    ++calls;
+    revents = r;
+  });
+  io.start();
+  io.feed(evw::Event::Read);
+  loop.run(evw::Run::Once);
+  CHECK(calls == 1);
+  CHECK(revents == evw::Event::Read);
+  CHECK(guard == 0);  // the poll did not wait for the timer
+  // set() while pending, outside run(), re-feeds the kept event: the same.
+  io.feed(evw::Event::Read);
+  io.set(b.get(), evw::Event::Read);
+  loop.run(evw::Run::Once);
+  CHECK(calls == 2);
+  CHECK(guard == 0);
+  // An idle watcher of the user's is not disturbed: it runs when nothing else is due.
+  int idles = 0;
+  evw::Idle idle(loop, [&](evw::Idle& w, int) {
+    ++idles;
+    w.stop();
+  });
+  io.stop();
+  idle.start();
+  io.start();
+  io.stop();  // nothing pending
+  loop.run(evw::Run::Once);
+  CHECK(idles == 1);
+  // Nothing fed, nothing ready: run(Run::NoWait) has nothing to do, and the kick
+  // does not keep run() going.
+  timer.stop();
+  CHECK_FALSE(loop.run());
+}
+
 TEST_CASE("an event deferred by a failure and then stopped is not delivered") {
   evw::Loop loop;
   int after = 0;
