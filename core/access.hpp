@@ -25,6 +25,12 @@ struct Access {
   // loop may be a Loop its callback destroyed: then the exception goes to
   // the run() that is unwinding it (see loop.cpp); loop is not touched.
   static void capture(Loop& loop, std::exception_ptr e) noexcept;
+  // dispatch()'s cold paths, out of line (loop.cpp) so that its inline path
+  // keeps nothing but the loop across the callback: capture(loop, the
+  // exception being handled), from inside a catch block; defer, capturing
+  // what it throws.
+  [[gnu::cold]] static void capture_current(Loop& loop) noexcept;
+  [[gnu::cold]] static void defer_or_capture(Loop& loop, WatcherBase& w, int revents) noexcept;
   static PriorityTable* priority_table(Loop& loop) noexcept { return loop.priority_.get(); }
   static PriorityTable& make_priority_table(Loop& loop);
   static FdCheck* fd_check(Loop& loop) noexcept { return loop.fd_check_.get(); }
@@ -60,18 +66,11 @@ inline void invoke_callback(Loop& loop, W& w, int revents) {
 template <class W>
 inline void dispatch(W& w, int revents) noexcept {
   Loop& loop = *Access::loop(w);
-  if (Access::failed(loop)) [[unlikely]] {
-    try {
-      Access::defer(loop, w, revents);
-    } catch (...) {
-      Access::capture(loop, std::current_exception());
-    }
-    return;
-  }
+  if (Access::failed(loop)) [[unlikely]] return Access::defer_or_capture(loop, w, revents);
   try {
     invoke_callback(loop, w, revents);
   } catch (...) {
-    Access::capture(loop, std::current_exception());
+    Access::capture_current(loop);
   }
 }
 

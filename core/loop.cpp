@@ -101,6 +101,16 @@ void Access::capture(Loop& loop, std::exception_ptr e) noexcept {
   loop.capture(std::move(e));
 }
 
+void Access::capture_current(Loop& loop) noexcept { capture(loop, std::current_exception()); }
+
+void Access::defer_or_capture(Loop& loop, WatcherBase& w, int revents) noexcept {
+  try {
+    defer(loop, w, revents);
+  } catch (...) {
+    capture_current(loop);
+  }
+}
+
 }  // namespace detail
 
 Loop::Loop(unsigned flags) {

@@ -110,10 +110,16 @@ void Timer::restart(Seconds after) {
   restart();
 }
 
+// On every event of an inactivity timeout: kept to a tail call. The libev
+// struct is addressed as the member it is (no load of ev_offset_), and the
+// detached case ends in the throw, so nothing needs saving around it.
 void Timer::again() {
   Loop* loop = detail::Access::loop(*this);
-  if (loop == nullptr) [[unlikely]] require_attached("again");
-  ev_timer_again(loop->raw(), detail::ev_of<ev_timer>(*this));
+  if (loop == nullptr) [[unlikely]] {
+    require_attached("again");  // throws: detached
+    __builtin_unreachable();
+  }
+  ev_timer_again(loop->raw(), reinterpret_cast<ev_timer*>(&ev_));
 }
 
 double Timer::remaining() const noexcept {
