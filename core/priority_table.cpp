@@ -78,15 +78,7 @@ void PriorityTable::orphan() noexcept {
   orphaned_ = true;
   ev_ref(loop_);
   ev_fork_stop(loop_, &fork_);
-  if (exclusive_) {
-    exclusive_.reset();  // joins the waiter: it sends async_ no more
-    ev_ref(loop_);
-    ev_async_stop(loop_, &async_);
-    if (ev_is_active(&resume_)) {
-      ev_ref(loop_);
-      ev_prepare_stop(loop_, &resume_);
-    }
-  }
+  drop_exclusive();
   if (nodes_ == 0) ev_ref(loop_);  // ev_io_stop counts it off again
   if (ev_is_active(&retry_)) ev_timer_stop(loop_, &retry_);
   else ev_io_stop(loop_, &io_);
@@ -100,6 +92,16 @@ unsigned PriorityTable::events_of(const ExceptNode* head) noexcept {
 }
 
 void PriorityTable::add(ExceptNode& node) {
+  try {
+    link(node);
+  } catch (...) {
+    // A failed first exclusive start leaves no queue (nor thread) behind.
+    if (exclusive_nodes_ == 0) drop_exclusive();
+    throw;
+  }
+}
+
+void PriorityTable::link(ExceptNode& node) {
   resolve_all();  // the tag bump below would hide a queued record from its watcher
   const int fd = node.fd;
   const auto index = static_cast<std::size_t>(fd);
@@ -149,6 +151,7 @@ void PriorityTable::add(ExceptNode& node) {
   slot.one_tag = node.next == nullptr ? tag : kNoTag;
   node.linked = true;
   if (nodes_++ == 0) ev_ref(loop_);
+  if ((node.mode & PollMode::Exclusive) != 0) ++exclusive_nodes_;
 }
 
 void PriorityTable::rearm(ExceptNode& node) {
@@ -192,6 +195,8 @@ void PriorityTable::remove(ExceptNode& node) noexcept {
     slot.one_tag = exact && slot.head->next == nullptr ? slot.tag : kNoTag;
   }
   if (--nodes_ == 0) ev_unref(loop_);
+  // The exclusive queue and its thread last as long as an exclusive watcher.
+  if ((node.mode & PollMode::Exclusive) != 0 && --exclusive_nodes_ == 0) drop_exclusive();
 }
 
 void PriorityTable::replace(ExceptNode& from, ExceptNode& to) noexcept {
@@ -555,9 +560,22 @@ ExceptBackend& PriorityTable::queue_for(int mode) {
   return exclusive_->backend();
 }
 
+// The last exclusive watcher stopped: the queue (its thread, epoll and two
+// eventfds) goes. Its records in hand, if any, were copied into a batch.
+void PriorityTable::drop_exclusive() noexcept {
+  if (!exclusive_) return;
+  exclusive_.reset();  // joins the waiter: it sends async_ no more
+  ev_ref(loop_);
+  ev_async_stop(loop_, &async_);
+  if (ev_is_active(&resume_)) {
+    ev_ref(loop_);
+    ev_prepare_stop(loop_, &resume_);
+  }
+}
+
 void PriorityTable::make_exclusive() {
   exclusive_ = std::make_unique<ExclusiveQueue>(loop_, &async_);
-  if (ev_is_active(&async_)) return;  // a fork lost the last queue (after_fork)
+  if (ev_is_active(&async_)) return;  // after_fork lost the last queue, async_ stayed
   ev_async_start(loop_, &async_);
   ev_unref(loop_);
 }

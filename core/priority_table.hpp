@@ -99,7 +99,9 @@ class PriorityTable {
   void changed(int mode) noexcept {
     if ((mode & PollMode::Exclusive) != 0 && exclusive_) exclusive_->changed();
   }
+  void link(ExceptNode& node);  // add()'s work
   void make_exclusive();
+  void drop_exclusive() noexcept;
   std::unique_ptr<ExclusiveQueue> fresh_exclusive(int* failed_fd, int* failed_errno);
   void drop_stale_exclusive() noexcept;
   // Calls node's callback; an exception is kept for run(), as dispatch does.
@@ -182,11 +184,13 @@ class PriorityTable {
   ev_timer retry_;
   static constexpr ev_tstamp kRetry = 0.01;
   // PollMode::Exclusive registrations live in a queue of their own, with a
-  // thread asleep on it (exclusive_queue.hpp): its records arrive through
-  // async_ and are delivered like the side-queue's; resume_ (a prepare: every
-  // callback of the iteration has run) lets the waiter poll again. Both are
-  // started with the queue and do not keep run() going (the nodes do).
-  std::unique_ptr<ExclusiveQueue> exclusive_;
+  // thread asleep on it (exclusive_queue.hpp), made with the first exclusive
+  // watcher and dropped with the last: its records arrive through async_ and
+  // are delivered like the side-queue's; resume_ (a prepare: every callback
+  // of the iteration has run) lets the waiter poll again. Both are started
+  // with the queue and do not keep run() going (the nodes do).
+  std::unique_ptr<ExclusiveQueue> exclusive_;  // while exclusive_nodes_ > 0 (or a fork lost it)
+  int exclusive_nodes_ = 0;
   ev_async async_;
   ev_prepare resume_;
 };

@@ -687,6 +687,16 @@ TEST_CASE("PollMode::Exclusive on one loop: events, an exception out of run(), d
   settle();
   spin(loop, 5);
   CHECK(accepted == 5);
+  // The queue, its thread and descriptors last as long as an exclusive watcher.
+  const int fds = evw_test::open_fd_count();
+  evw::Poll again(loop, listener.fd.get(), evw::Event::Read, evw::PollMode::Exclusive, [&](evw::Poll& w, int) {
+    accepted += accept_all(w.fd());
+  });
+  again.start();
+  CHECK(evw_test::open_fd_count() == fds + 3);  // the queue's epoll and two eventfds
+  CHECK(run_until(loop, [&] { return accepted == 6; }));
+  again.stop();
+  CHECK(evw_test::open_fd_count() == fds);
 }
 
 TEST_CASE("PollMode::Exclusive: a loop destroyed by the callback and under an active watcher") {
