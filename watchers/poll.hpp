@@ -25,8 +25,8 @@
 //   asleep on it (the kernel stops an exclusive wakeup only at an epoll with
 //   a sleeper, which the nested side-queue never has); the thread hands the
 //   events to the loop and polls again once their callbacks have run. It is
-//   made with the loop's first exclusive watcher and lives as long as the
-//   loop; callbacks still run on the loop's thread.
+//   made with the loop's first active exclusive watcher and ends with the
+//   last; callbacks still run on the loop's thread.
 // - Level mode is like Io: consume the data or the call repeats. After
 //   Event::Hup or Event::Error stop the watcher or close the fd.
 // - start() throws std::system_error for fds epoll refuses (EPERM for
