@@ -1670,7 +1670,16 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
                       f.threw ? "threw std::logic_error, the model sees no other mode on the fd"
                               : "did not throw, though the fd is watched with another mode");
         if (f.threw) ++mode_conflicts_;
-        else m_start(f.target);
+        else if (Slot& t = slots_[f.target];
+                 before_pipe && t.kind == Kind::Async && t.attached && !t.active && t.sent) {
+          // Async::start sends again a send() made while it was stopped: the
+          // pipe watcher, still to run in this iteration, takes it now.
+          t.sent = false;
+          m_start(f.target);
+          m_feed(f.target, evw::Event::Async);
+        } else {
+          m_start(f.target);
+        }
         break;
       case Act::FeedOther:
         // Not queued yet: ev_feed_event puts it on top of libev's stack.
