@@ -48,7 +48,9 @@
 // libev's wakeup pipe, coalesced),
 // Idle watchers (only those of the highest idle priority, and only if nothing
 // of that priority or higher is pending: the wakeup pipe and the EPOLLPRI
-// drain are internal max_priority watchers), then Check watchers.
+// drain are internal max_priority watchers; evw's wakeup callback, run by the
+// pipe after a signal or a post, sends itself again if a callback threw before
+// it, so the next iteration has the pipe pending too), then Check watchers.
 //
 // Seeded: the seed is printed; EVW_SEED=<n> replays a run and EVW_OPS=<n>
 // sets the number of operations (200,000 by default, about half a second;
@@ -66,6 +68,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cinttypes>
@@ -184,7 +187,6 @@ struct Fired {
 struct Expect {
   int slot;
   int revents;
-  bool optional = false;  // may be skipped (see idle_optional_)
 };
 
 struct Trace {
@@ -352,6 +354,7 @@ class Model {
   // ---- checking a run ----
   void begin_phase(int phase);
   void compute_phase2();
+  bool runs_before_pipe(int k);
   void check_run(bool threw, const ModelThrow& thrown, bool returned, unsigned iter_before);
   void check_all();
 
@@ -396,12 +399,18 @@ class Model {
 
   // libev's wakeup pipe of the current loop, and its per-loop flags.
   bool pipe_dirty_ = false, sig_pending_ = false, async_pending_ = false;
-  // In the iteration after a signal was delivered, libev sometimes has an
-  // internal watcher pending at max priority again (seen with
-  // EVW_SEED=778861588143204651 EVW_OPS=200000 and EVW_SEED=2 EVW_OPS=1000000;
-  // the cause is not pinned down yet), and then runs no Idle watcher: an Idle
-  // watcher is called in that iteration or the next, so its call is optional there.
-  bool idle_optional_ = false;
+  // libev's pipe watcher in the iteration being checked: pending (it runs
+  // in this iteration), and done. It runs at max priority after the
+  // max-priority watchers libev queued behind it (its queue is a stack): the
+  // Timer, Periodic and Check watchers of priority 2 and what their callbacks
+  // fed on top, which are `before_pipe_`.
+  bool pipe_due_ = false, pipe_ran_ = false;
+  std::vector<int> before_pipe_;
+  // evw's wakeup callback (core/wakeup.cpp) is among what the pipe watcher
+  // runs. If a callback threw before it runs, it sends itself again (for the
+  // posts it leaves queued, even if there are none): the next iteration has
+  // the pipe dirty, and no Idle watcher runs there.
+  bool wake_due_ = false;
   // Functions posted from the poster thread to the current loop: how many,
   // how many ran (each checks it is the next), how many were destroyed.
   Poster poster_;
@@ -427,7 +436,7 @@ class Model {
   // Coverage figures, printed at the end.
   std::uint64_t by_kind_[kKinds] = {};
   std::uint64_t by_phase_[3] = {};
-  std::uint64_t acts_ = 0, throws_ = 0, loops_destroyed_ = 0, once_runs_ = 0, posts_total_ = 0;
+  std::uint64_t acts_ = 0, throws_ = 0, wake_resends_ = 0, loops_destroyed_ = 0, once_runs_ = 0, posts_total_ = 0;
   std::uint64_t poll_by_mode_[4] = {};  // Poll callbacks by Level, Edge, OneShot, Edge|OneShot
   std::uint64_t mode_conflicts_ = 0, rearms_ = 0;
 };
@@ -732,6 +741,7 @@ void Model::m_start(int k) {
 }
 
 void Model::remove_expect(int k) {
+  std::erase(before_pipe_, k);
   for (std::size_t i = 0; i < remaining_.size();)
     if (remaining_[i].slot == k) remaining_.erase(remaining_.begin() + static_cast<long>(i));
     else ++i;
@@ -1501,13 +1511,16 @@ void Model::begin_phase(int phase) {
 
 void Model::compute_phase2() {
   bool internal_maxpri = false;  // libev's wakeup pipe or the EPOLLPRI drain is pending
-  const bool idle_optional = std::exchange(idle_optional_, false);
+  // evw's handler sent the wakeup for a watched signal; a post sent it too
+  // (and it was sent again for the posts a throw left queued).
+  wake_due_ = pipe_dirty_ && (sig_pending_ || posts_ran_ < posted_);
+  pipe_due_ = pipe_dirty_;
+  pipe_ran_ = false;
   if (pipe_dirty_) {
     pipe_dirty_ = false;
     internal_maxpri = true;
     if (sig_pending_) {
       sig_pending_ = false;
-      idle_optional_ = true;
       for (int signum : kSignals) {
         if (!sig_flag_[signum] || !signal_watched(signum)) continue;  // no watcher: the flag stays
         sig_flag_[signum] = false;
@@ -1580,13 +1593,34 @@ void Model::compute_phase2() {
     for (int k = 0; k < kSlots; ++k) {
       const Slot& s = slots_[k];
       if (s.used && s.attached && s.active && s.kind == Kind::Idle && s.priority == idle_pri)
-        remaining_.push_back({k, evw::Event::Idle, idle_optional});
+        remaining_.push_back({k, evw::Event::Idle});
     }
   }
   for (int k = 0; k < kSlots; ++k) {
     const Slot& s = slots_[k];
     if (s.used && s.attached && s.active && s.kind == Kind::Check) remaining_.push_back({k, evw::Event::Check});
   }
+  // Queued after libev's pipe watcher: the timers, periodics and checks.
+  before_pipe_.clear();
+  for (const Expect& e : remaining_) {
+    const Kind kind = slots_[e.slot].kind;
+    if ((kind == Kind::Timer || kind == Kind::Periodic || kind == Kind::Check) &&
+        slots_[e.slot].priority == evw::max_priority)
+      before_pipe_.push_back(e.slot);
+  }
+}
+
+// Phase 2, a callback of slot k is about to run: true if it runs before
+// libev's pipe watcher (see pipe_due_).
+bool Model::runs_before_pipe(int k) {
+  if (!pipe_due_ || pipe_ran_) return false;
+  const auto it = std::find(before_pipe_.begin(), before_pipe_.end(), k);
+  if (it == before_pipe_.end()) {
+    pipe_ran_ = true;  // the stack above the pipe watcher is empty: it ran
+    return false;
+  }
+  before_pipe_.erase(it);
+  return true;
 }
 
 void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsigned iter_before) {
@@ -1611,10 +1645,14 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
     if (f.priority != s.priority)
       return fail("slot %d ran at priority %d, the model has %d", f.slot, f.priority, s.priority);
     for (const Expect& e : remaining_)
-      if (!e.optional && slots_[e.slot].priority > f.priority)
+      if (slots_[e.slot].priority > f.priority)
         return fail("slot %d (priority %d) ran before slot %d (%s, priority %d) of the same phase %d",
                     f.slot, f.priority, e.slot, kind_name(slots_[e.slot].kind), slots_[e.slot].priority, phase_);
     remaining_.erase(remaining_.begin() + static_cast<long>(i));
+    const bool before_pipe = phase_ == 2 && runs_before_pipe(f.slot);
+    const auto queued = [&](int k) {
+      return std::any_of(remaining_.begin(), remaining_.end(), [k](const Expect& e) { return e.slot == k; });
+    };
     ++s.calls;
     ++by_kind_[static_cast<int>(s.kind)];
     if (s.kind == Kind::Poll) ++poll_by_mode_[s.pmode & 3];
@@ -1632,9 +1670,23 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
                       f.threw ? "threw std::logic_error, the model sees no other mode on the fd"
                               : "did not throw, though the fd is watched with another mode");
         if (f.threw) ++mode_conflicts_;
-        else m_start(f.target);
+        else if (Slot& t = slots_[f.target];
+                 before_pipe && t.kind == Kind::Async && t.attached && !t.active && t.sent) {
+          // Async::start sends again a send() made while it was stopped: the
+          // pipe watcher, still to run in this iteration, takes it now.
+          t.sent = false;
+          m_start(f.target);
+          m_feed(f.target, evw::Event::Async);
+        } else {
+          m_start(f.target);
+        }
         break;
-      case Act::FeedOther: m_feed(f.target, evw::Event::Custom); break;
+      case Act::FeedOther:
+        // Not queued yet: ev_feed_event puts it on top of libev's stack.
+        if (before_pipe && !queued(f.target) && slots_[f.target].priority == evw::max_priority)
+          before_pipe_.push_back(f.target);
+        m_feed(f.target, evw::Event::Custom);
+        break;
       case Act::ClearOther: {
         int expected = 0;
         for (const Expect& e : remaining_)
@@ -1645,8 +1697,21 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
         m_clear(f.target);
         break;
       }
-      case Act::PriorityOther: m_set_priority(f.target, f.arg); break;
-      case Act::Throw: callback_threw_ = true; break;
+      case Act::PriorityOther:
+        // A pending event is taken and fed again at the new priority.
+        if (before_pipe && queued(f.target) && f.arg != slots_[f.target].priority) {
+          std::erase(before_pipe_, f.target);
+          if (f.arg == evw::max_priority) before_pipe_.push_back(f.target);
+        }
+        m_set_priority(f.target, f.arg);
+        break;
+      case Act::Throw:
+        callback_threw_ = true;
+        if (before_pipe && wake_due_) {
+          pipe_dirty_ = true;  // the wakeup callback sends itself again
+          ++wake_resends_;
+        }
+        break;
       case Act::RearmSelf: m_rearm(f.slot); break;
       default: break;
     }
@@ -1655,8 +1720,6 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
   if (callback_threw_) {
     // The rest of the phase is deferred and fed back: pending now. A failure
     // before the poll still lets libev run (and evw defer) the Prepare watchers.
-    // An optional Idle is taken as queued here (libev queued it unless the
-    // suppression happened in this very iteration: not seen so far).
     std::vector<Expect> deferred = remaining_;
     if (phase_ == 0) {
       begin_phase(1);
@@ -1676,7 +1739,6 @@ void Model::check_run(bool threw, const ModelThrow& thrown, bool returned, unsig
   } else {
     if (threw) return fail("run() threw, but no callback did");
     advance();
-    std::erase_if(remaining_, [](const Expect& e) { return e.optional; });
     if (!remaining_.empty())
       return fail("slot %d (%s) expected revents 0x%x in phase %d but was not called", remaining_[0].slot,
                   kind_name(slots_[remaining_[0].slot].kind), remaining_[0].revents, phase_);
@@ -1876,7 +1938,8 @@ TEST_CASE("model: random operations on eleven watcher types agree with a referen
   coverage += "; by phase (pending/prepare/poll): " + std::to_string(model.by_phase_[0]) + "/" +
               std::to_string(model.by_phase_[1]) + "/" + std::to_string(model.by_phase_[2]) +
               "; in-callback actions " + std::to_string(model.acts_) + " (throws " +
-              std::to_string(model.throws_) + "); run(Run::Once) " + std::to_string(model.once_runs_) +
+              std::to_string(model.throws_) + ", before the wakeup callback " + std::to_string(model.wake_resends_) +
+              "); run(Run::Once) " + std::to_string(model.once_runs_) +
               "; loops destroyed " + std::to_string(model.loops_destroyed_) + "; posted from a thread " +
               std::to_string(model.posts_total_);
   coverage += "; Poll callbacks level/edge/one-shot/edge+one-shot " + std::to_string(model.poll_by_mode_[0]) + "/" +
