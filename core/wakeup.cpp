@@ -104,9 +104,16 @@ void Wakeup::on_wake(struct ev_loop* raw, ev_async* w, int) noexcept {
   Loop& loop = *self.loop_;
   if (!self.signals.empty()) feed_signals(loop, raw, self.signals);
   if (Access::failed(loop)) [[unlikely]] {
-    // A callback of this iteration threw: nothing else runs now, the posts
-    // run in the next run().
-    self.send();
+    // A callback of this iteration threw: nothing else runs now; posts that
+    // wait (queued, or left of a batch) run in the next run(), which this
+    // send() wakes. With none, a later post must send again instead.
+    bool waiting;
+    {
+      std::lock_guard lock(self.mutex_);
+      waiting = !self.incoming_.empty() || self.next_ < self.running_.size();
+      if (!waiting) self.woken_ = false;
+    }
+    if (waiting) self.send();
     return;
   }
   // A posted function may destroy the loop, and with it the loop's reference.

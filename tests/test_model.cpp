@@ -407,9 +407,9 @@ class Model {
   bool pipe_due_ = false, pipe_ran_ = false;
   std::vector<int> before_pipe_;
   // evw's wakeup callback (core/wakeup.cpp) is among what the pipe watcher
-  // runs. If a callback threw before it runs, it sends itself again (for the
-  // posts it leaves queued, even if there are none): the next iteration has
-  // the pipe dirty, and no Idle watcher runs there.
+  // runs. If a callback threw before it runs and posts are queued, it sends
+  // itself again for them: the next iteration has the pipe dirty, and no
+  // Idle watcher runs there. (Until 2026-12-05 it sent even with no posts.)
   bool wake_due_ = false;
   // Functions posted from the poster thread to the current loop: how many,
   // how many ran (each checks it is the next), how many were destroyed.
@@ -1513,7 +1513,7 @@ void Model::compute_phase2() {
   bool internal_maxpri = false;  // libev's wakeup pipe or the EPOLLPRI drain is pending
   // evw's handler sent the wakeup for a watched signal; a post sent it too
   // (and it was sent again for the posts a throw left queued).
-  wake_due_ = pipe_dirty_ && (sig_pending_ || posts_ran_ < posted_);
+  wake_due_ = pipe_dirty_ && posts_ran_ < posted_;  // a throw before it leaves posts to send for
   pipe_due_ = pipe_dirty_;
   pipe_ran_ = false;
   if (pipe_dirty_) {
