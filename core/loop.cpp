@@ -101,6 +101,14 @@ void Access::capture(Loop& loop, std::exception_ptr e) noexcept {
   loop.capture(std::move(e));
 }
 
+// Something was fed into libev's queue: the EPOLLPRI table's batch on the
+// stack must know, and outside run() libev would dispatch it only after its
+// next poll, which may block (for ever, with no timer): see Wakeup::kick.
+void Access::note_feed(Loop& loop) noexcept {
+  if (loop.priority_) loop.priority_->note_feed();
+  if (ev_depth(loop.raw_) == 0) loop.wakeup_->kick();
+}
+
 void Access::capture_current(Loop& loop) noexcept { capture(loop, std::current_exception()); }
 
 void Access::defer_or_capture(Loop& loop, WatcherBase& w, int revents) noexcept {

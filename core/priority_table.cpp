@@ -8,16 +8,8 @@
 #include <system_error>
 
 #include "access.hpp"
-#include "wakeup.hpp"
 
 namespace evw::detail {
-
-void Access::note_feed(Loop& loop) noexcept {
-  if (loop.priority_) loop.priority_->note_feed();
-  // Outside run(), libev would dispatch the event only after its next poll,
-  // which may block (for ever, with no timer): see Wakeup::kick.
-  if (ev_depth(loop.raw()) == 0) loop.wakeup_->kick();
-}
 
 void PriorityTable::capture() noexcept {
   Access::capture(*owner_, std::current_exception());  // owner_ may be gone: capture knows
@@ -226,11 +218,7 @@ void PriorityTable::replace(ExceptNode& from, ExceptNode& to) noexcept {
 // into entries first (resolve), whose order and contents are then fixed.
 void PriorityTable::on_ready(struct ev_loop*, ev_io* io, int) noexcept {
   auto* self = static_cast<PriorityTable*>(io->data);
-  // A callback of an outer on_ready runs the loop: libev orders the rest now.
-  if (self->batch_ != nullptr) [[unlikely]] {
-    self->resolve_all();
-    self->spill(*self->batch_);
-  }
+  if (self->batch_ != nullptr) [[unlikely]] self->hand_outer_to_libev();
   Batch batch;
   const int n = self->backend_->drain(batch.ready, kBatch);
   if (n <= 0) [[unlikely]] {
@@ -244,10 +232,7 @@ void PriorityTable::on_ready(struct ev_loop*, ev_io* io, int) noexcept {
 void PriorityTable::on_exclusive(struct ev_loop*, ev_async* async, int) noexcept {
   auto* self = static_cast<PriorityTable*>(async->data);
   if (!self->exclusive_) return;
-  if (self->batch_ != nullptr) [[unlikely]] {
-    self->resolve_all();
-    self->spill(*self->batch_);
-  }
+  if (self->batch_ != nullptr) [[unlikely]] self->hand_outer_to_libev();
   Batch batch;
   bool exact = true;
   const int n = self->exclusive_->take(batch.ready, &exact);
@@ -266,6 +251,12 @@ void PriorityTable::on_exclusive(struct ev_loop*, ev_async* async, int) noexcept
   self->deliver(batch, n);
 }
 
+// A callback of an outer batch runs the loop: libev orders the rest now.
+void PriorityTable::hand_outer_to_libev() noexcept {
+  resolve_all();
+  spill(*batch_);
+}
+
 void PriorityTable::on_resume(struct ev_loop* loop, ev_prepare* prepare, int) noexcept {
   auto* self = static_cast<PriorityTable*>(prepare->data);
   ev_ref(loop);
@@ -274,15 +265,13 @@ void PriorityTable::on_resume(struct ev_loop* loop, ev_prepare* prepare, int) no
 }
 
 void PriorityTable::deliver(Batch& batch, int n) noexcept {
-  PriorityTable* const self = this;
-  struct ev_loop* const loop = loop_;
   batch.end = batch.ready + n;
-  batch.outer = self->batch_;
-  self->batch_ = &batch;
-  const unsigned epoch = self->feeds_;
-  if (ev_pending_count(loop) != 0 || self->priorities_ > 1 || Access::failed(*self->owner_))
+  batch.outer = batch_;
+  batch_ = &batch;
+  const unsigned epoch = feeds_;
+  if (ev_pending_count(loop_) != 0 || priorities_ > 1 || Access::failed(*owner_))
       [[unlikely]] {
-    self->resolve(batch);  // the drain itself is no longer counted as pending
+    resolve(batch);  // the drain itself is no longer counted as pending
   } else {
     // Lazy: ends as soon as a callback touches the table or feeds an event
     // (note_feed resolves the rest; dispatch_entries then decides whether
@@ -290,20 +279,20 @@ void PriorityTable::deliver(Batch& batch, int n) noexcept {
     // batch.next is re-read after every call: resolve() (from a callback or
     // below) moves it to the end, which ends the lazy loop in the same test.
     for (Ready* ready = batch.next; ready != batch.end; ready = batch.next) {
-      const Slot& slot = self->slot_of(*ready);
-      if (!self->only_one(slot, *ready)) [[unlikely]] {
-        self->resolve(batch);
+      const Slot& slot = slot_of(*ready);
+      if (!only_one(slot, *ready)) [[unlikely]] {
+        resolve(batch);
         break;
       }
       batch.next = ready + 1;
-      self->call(*slot.head, ExceptBackend::revents_of(*ready));
+      call(*slot.head, ExceptBackend::revents_of(*ready));
     }
   }
-  if (!batch.lazy) self->dispatch_entries(batch, epoch);
-  self->batch_ = batch.outer;
+  if (!batch.lazy) dispatch_entries(batch, epoch);
+  batch_ = batch.outer;
   if (batch.stale) [[unlikely]] {
-    if (batch.exclusive) self->drop_stale_exclusive();
-    else self->drop_stale();
+    if (batch.exclusive) drop_stale_exclusive();
+    else drop_stale();
   }
 }
 
@@ -545,7 +534,11 @@ void PriorityTable::after_fork() {
     exclusive_.reset();
     int ex_fd, ex_errno;
     exclusive_ = fresh_exclusive(&ex_fd, &ex_errno);
-    if (rebuilt && ex_fd >= 0) rebuilt = false, failed_fd = ex_fd, failed_errno = ex_errno;
+    if (rebuilt && ex_fd >= 0) {  // the first failure is reported
+      rebuilt = false;
+      failed_fd = ex_fd;
+      failed_errno = ex_errno;
+    }
   }
   if (!rebuilt)
     throw_system(failed_errno, "evw::Loop::fork: cannot watch fd " + std::to_string(failed_fd) +

@@ -54,6 +54,7 @@ class PriorityTable {
 
  private:
   static constexpr int kBatch = 64;  // ready fds per drain; more come next iteration
+  static_assert(ExclusiveQueue::kBatch == kBatch, "the exclusive queue's records are taken into a Batch");
   using Ready = ExceptBackend::Ready;
   struct Entry {
     ExceptNode* node;  // nullptr once called, stopped, or its event taken
@@ -104,6 +105,7 @@ class PriorityTable {
   void drop_exclusive() noexcept;
   std::unique_ptr<ExclusiveQueue> fresh_exclusive(int* failed_fd, int* failed_errno);
   void drop_stale_exclusive() noexcept;
+  void hand_outer_to_libev() noexcept;
   // Calls node's callback; an exception is kept for run(), as dispatch does.
   void call(ExceptNode& node, int revents) noexcept {
     try {

@@ -98,6 +98,23 @@ using evw::detail::WatcherBase;
 enum class Kind : std::uint8_t { Io, Timer, Signal, Priority, Idle, Prepare, Check, Periodic, Async, Attr, Poll };
 constexpr int kKinds = 11;
 
+// start() or set(), run; true if it threw std::logic_error (another PollMode on the fd).
+template <class F>
+bool throws_logic_error(F&& op) {
+  try {
+    op();
+  } catch (const std::logic_error&) {
+    return true;
+  }
+  return false;
+}
+
+// How evw disagreed with the model about a mode conflict.
+const char* mode_verdict(bool threw) {
+  return threw ? "threw std::logic_error, the model sees no other mode on the fd"
+               : "did not throw, though the fd is watched with another mode";
+}
+
 const char* kind_name(Kind k) {
   static const char* const names[] = {"Io",   "Timer",   "Signal", "Priority", "Idle",
                                       "Prepare", "Check", "Periodic", "Async", "Attr", "Poll"};
@@ -1059,16 +1076,10 @@ void Model::choose_poll(int& source, int& events, int& pmode) {
 void Model::start_checked(int k) {
   Slot& s = slots_[k];
   const bool conflict = start_conflicts(k);
-  bool threw = false;
-  try {
-    s.w->start();
-  } catch (const std::logic_error&) {
-    threw = true;
-  }
+  const bool threw = throws_logic_error([&] { s.w->start(); });
   if (threw != conflict)
     return fail("start() of slot %d (%s, fd %d mode %d) %s", k, kind_name(s.kind), table_fd(s), node_mode(s),
-                threw ? "threw std::logic_error, the model sees no other mode on the fd"
-                      : "did not throw, though the fd is watched with another mode");
+                mode_verdict(threw));
   if (threw) ++mode_conflicts_;
   else m_start(k);
 }
@@ -1199,16 +1210,10 @@ void Model::table_set(int k, int source, int events, int pmode, F&& apply) {
   s.events = events;
   s.pmode = pmode;
   const bool conflict = was && would_conflict(k, table_fd(s), node_mode(s));
-  bool threw = false;
-  try {
-    apply();
-  } catch (const std::logic_error&) {
-    threw = true;
-  }
+  const bool threw = throws_logic_error(apply);
   if (threw != conflict)
     return fail("set() of slot %d (%s, to fd %d mode %d) %s", k, kind_name(s.kind), table_fd(s), node_mode(s),
-                threw ? "threw std::logic_error, the model sees no other mode on the fd"
-                      : "did not throw, though the fd is watched with another mode");
+                mode_verdict(threw));
   if (!was) return;
   if (threw) {
     ++mode_conflicts_;

@@ -177,6 +177,27 @@ TEST_CASE("PollMode::OneShot: one event, then silence until rearm()") {
 
 namespace {
 
+// A nonblocking loopback listening socket.
+struct Listener {
+  Fd fd;
+  sockaddr_in addr{};
+  explicit Listener(int backlog = 64) : fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) {
+    REQUIRE(fd.get() >= 0);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    REQUIRE(::listen(fd.get(), backlog) == 0);
+  }
+  Fd connect() const {
+    Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (client.get() >= 0 && ::connect(client.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+      client.reset();
+    return client;
+  }
+};
+
 struct HerdResult {
   long switches = 0;   // the loop threads' voluntary context switches: each is a sleep after a wakeup
   long process = 0;    // all threads' but the connecting one's (with the exclusive queues' waiters)
@@ -200,15 +221,7 @@ long voluntary_switches(int who = RUSAGE_THREAD) {
 HerdResult herd(int mode) {
   constexpr int kLoops = 4;
   constexpr int kConnections = 1000;
-  Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  REQUIRE(listener.get() >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  REQUIRE(::listen(listener.get(), 1024) == 0);
+  const Listener listener(1024);
 
   std::atomic<int> accepted{0}, ready{0};
   struct Counts {
@@ -222,7 +235,7 @@ HerdResult herd(int mode) {
     evw::LoopThread* thread = loops.back().get();  // not loops[i]: the vector grows meanwhile
     thread->post([&, thread] {
       evw::Loop& loop = thread->loop();
-      loop.add<evw::Poll>(listener.get(), evw::Event::Read, mode, [&](evw::Poll& w, int) {
+      loop.add<evw::Poll>(listener.fd.get(), evw::Event::Read, mode, [&](evw::Poll& w, int) {
             ++c.callbacks;
             bool first = true;
             for (;;) {
@@ -243,9 +256,8 @@ HerdResult herd(int mode) {
   ::usleep(10000);  // let the threads go to sleep in epoll_wait
   const long process_before = voluntary_switches(RUSAGE_SELF) - voluntary_switches();
   for (int i = 0; i < kConnections; ++i) {
-    Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const Fd client = listener.connect();
     REQUIRE(client.get() >= 0);
-    REQUIRE(::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     // Not a timing: a bound, so that a lost connection fails instead of hanging.
     for (int spins = 0; accepted <= i && spins < 2000000; ++spins) std::this_thread::yield();
     REQUIRE(accepted == i + 1);
@@ -599,27 +611,6 @@ TEST_CASE("Poll after loop.fork() is registered again with its events and mode")
 }
 
 namespace {
-
-// A nonblocking loopback listening socket.
-struct Listener {
-  Fd fd;
-  sockaddr_in addr{};
-  Listener() : fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) {
-    REQUIRE(fd.get() >= 0);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    REQUIRE(::listen(fd.get(), 64) == 0);
-  }
-  Fd connect() const {
-    Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (client.get() >= 0 && ::connect(client.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
-      client.reset();
-    return client;
-  }
-};
 
 int accept_all(int fd) {
   int n = 0;
